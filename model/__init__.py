@@ -1,0 +1,1 @@
+"""jpilot's model layer: bundle reader, tokenizer, ONNX Runtime engine, export, convert and train."""

@@ -1,0 +1,1 @@
+"""jpilot's built-in plugins and the hookspecs they implement."""
