@@ -1,0 +1,191 @@
+"""Read, validate and write a model bundle: `model.onnx`, `tokenizer.json`, `jpilot.json`.
+
+A bundle is a folder, and the engine reads nothing else. Validation turns every way a
+bundle can be broken (missing files, wrong checksum, external data outside the folder,
+an architecture jpilot cannot serve) into a ModelError that says how to fix it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jpilot.model.errors import ModelError
+from jpilot.model.tokenizer import FimTokens, Tokenizer
+
+MANIFEST = "jpilot.json"
+ONNX_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+FORMAT_VERSION = 1
+HOW_TO_GET_ONE = (
+    "export one with `jpilot model export HF_CHECKPOINT_DIR BUNDLE_DIR`, "
+    "train one with `jpilot model train --out DIR`, or leave the model setting empty "
+    "to use the embedded default"
+)
+
+
+@dataclass
+class Manifest:
+    """The contents of `jpilot.json`: what the engine needs to know about the model."""
+
+    architecture: str  # always "gptj" (CodeGen is converted to GPT-J first)
+    n_layer: int  # transformer blocks
+    n_head: int  # attention heads per block
+    head_dim: int  # width of one head; n_embd = n_head * head_dim
+    rotary_dim: int  # dims of each head that get rotary position embedding
+    vocab_size: int  # rows of the output logits
+    n_positions: int  # longest sequence the model was built for
+    eos_token_id: int | None  # end-of-text id, stops generation
+    fim: dict[str, int] | None  # {"prefix", "suffix", "middle"} ids, or None without FIM
+    dtype: str  # "fp32", "fp16" or "int8" (dynamic int8 weights, fp32 activations)
+    source: str  # the checkpoint it was exported from
+    onnx_sha256: str  # sha256 of model.onnx, checked on load
+    external_data: list[str] = field(default_factory=list)  # external-data files, if any
+    format: int = FORMAT_VERSION  # manifest format version
+    created_by: str = ""  # jpilot version that wrote it
+
+    @property
+    def fim_tokens(self) -> FimTokens | None:
+        """Return the FIM ids as a FimTokens, or None."""
+        return FimTokens(**self.fim) if self.fim else None
+
+
+@dataclass
+class Bundle:
+    """A validated bundle folder."""
+
+    path: Path
+    manifest: Manifest
+    tokenizer: Tokenizer
+
+    @property
+    def onnx_path(self) -> Path:
+        """Return the path of model.onnx."""
+        return self.path / ONNX_FILE
+
+
+def sha256_file(path: Path) -> str:
+    """Return the hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(folder: Path) -> Manifest:
+    """Parse and check `jpilot.json` in a bundle folder."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise ModelError(f"model bundle {folder} has no {MANIFEST}; {HOW_TO_GET_ONE}")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path} is not valid JSON ({exc}); re-export the bundle") from exc
+    if not isinstance(raw, dict):
+        raise ModelError(f"{path} must hold a JSON object; re-export the bundle")
+    arch = raw.get("architecture")
+    if arch != "gptj":
+        raise ModelError(
+            f"model bundle {folder} is architecture {arch!r}, but jpilot serves GPT-J; "
+            "export a GPT-J checkpoint, or convert CodeGen with `jpilot model convert-codegen`"
+        )
+    if raw.get("format", FORMAT_VERSION) > FORMAT_VERSION:
+        raise ModelError(f"{path} was written by a newer jpilot; upgrade jpilot")
+    known = set(Manifest.__dataclass_fields__)
+    try:
+        return Manifest(**{k: v for k, v in raw.items() if k in known})
+    except TypeError as exc:
+        raise ModelError(f"{path} is incomplete ({exc}); re-export the bundle") from exc
+
+
+def write_manifest(folder: Path, manifest: Manifest) -> None:
+    """Write `jpilot.json` into a bundle folder."""
+    text = json.dumps(asdict(manifest), indent=2, sort_keys=True)
+    (folder / MANIFEST).write_text(text + "\n", encoding="utf-8")
+
+
+def external_data_files(onnx_path: Path) -> list[str]:
+    """List the external-data locations an ONNX file refers to, without loading the data."""
+    import onnx
+
+    try:
+        model = onnx.load_model(str(onnx_path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise ModelError(
+            f"{onnx_path} is not a readable ONNX model ({exc}); re-export the bundle"
+        ) from exc
+    locations: set[str] = set()
+    for tensor in _all_tensors(model.graph):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    locations.add(entry.value)
+    return sorted(locations)
+
+
+def _all_tensors(graph: Any) -> Any:
+    """Yield the initializers and constant-node tensors of a graph and its subgraphs."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            if attr.HasField("g"):
+                yield from _all_tensors(attr.g)
+            for sub in attr.graphs:
+                yield from _all_tensors(sub)
+
+
+def check_external_data(folder: Path, locations: list[str]) -> None:
+    """Refuse external-data paths that are absolute or leave the bundle folder."""
+    root = folder.resolve()
+    for location in locations:
+        target = (root / location).resolve()
+        if Path(location).is_absolute() or not target.is_relative_to(root):
+            raise ModelError(
+                f"model bundle {folder} refers to external data {location!r} outside the "
+                "bundle folder; refusing to load it. Re-export the bundle so that all its "
+                "files live inside the folder"
+            )
+        if not target.is_file():
+            raise ModelError(
+                f"model bundle {folder} is missing its external data file {location!r}; "
+                "copy the whole bundle folder or re-export it"
+            )
+
+
+def load_bundle(folder: str | Path, verify: bool = True) -> Bundle:
+    """Validate a bundle folder and return it; raise ModelError saying how to fix problems."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise ModelError(f"model bundle {folder} does not exist; {HOW_TO_GET_ONE}")
+    manifest = read_manifest(folder)
+    onnx_path = folder / ONNX_FILE
+    if not onnx_path.is_file():
+        raise ModelError(f"model bundle {folder} has no {ONNX_FILE}; {HOW_TO_GET_ONE}")
+    tok_path = folder / TOKENIZER_FILE
+    if not tok_path.is_file():
+        raise ModelError(
+            f"model bundle {folder} has no {TOKENIZER_FILE}; re-export it with "
+            "`jpilot model export SRC DST` from a checkpoint that has a tokenizer"
+        )
+    if verify:
+        actual = sha256_file(onnx_path)
+        if actual != manifest.onnx_sha256:
+            raise ModelError(
+                f"{onnx_path} does not match the sha256 in {MANIFEST} "
+                f"({actual[:12]}… != {manifest.onnx_sha256[:12]}…): the file is corrupt or "
+                "was changed; copy the bundle again or re-export it"
+            )
+    check_external_data(folder, external_data_files(onnx_path))
+    tokenizer = Tokenizer(tok_path, manifest.eos_token_id, manifest.fim_tokens)
+    if tokenizer.vocab_size > manifest.vocab_size:
+        raise ModelError(
+            f"model bundle {folder}: tokenizer has {tokenizer.vocab_size} tokens but the "
+            f"model only {manifest.vocab_size}; the tokenizer belongs to another model"
+        )
+    return Bundle(folder, manifest, tokenizer)

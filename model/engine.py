@@ -1,0 +1,248 @@
+"""The ONNX Runtime GPT-J engine: prompt tokens in, generated tokens out, fast.
+
+- IO binding keeps the KV cache as OrtValues on the model's device (CPU or CUDA, one path).
+- The KV caches of recent sequences live in a PrefixCache; a new prompt feeds only the
+  tokens after its longest cached prefix.
+- Decoding is greedy or temperature/top-p; it stops on eos, stop strings, max tokens,
+  a deadline, a cancel token checked at every step, or a per-token callback.
+- All inference runs on one dedicated worker thread (`submit`), never the caller's pool.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import onnxruntime as ort
+
+from jpilot.model.bundle import Bundle, load_bundle
+from jpilot.model.errors import ModelError
+from jpilot.model.kv import ORT_TO_NUMPY, KVSlicer, empty_kv, kv_nbytes
+from jpilot.model.prefix_cache import PrefixCache
+from jpilot.model.providers import create_session, placement, provider_list
+from jpilot.model.sampling import log_softmax, sample
+
+
+class CancelToken(Protocol):
+    """Anything with `is_set()`, e.g. threading.Event; set it to stop generation."""
+
+    def is_set(self) -> bool: ...
+
+
+@dataclass
+class EngineConfig:
+    """How the engine runs; the LSP's `device`/`threads` settings map here."""
+
+    device: str = "auto"  # "auto" (CUDA if onnxruntime-gpu sees a GPU), "cpu" or "cuda"
+    threads: int = 0  # intra-op threads; 0 = one per core this process may use
+    cache_entries: int = 8  # sequences kept for prefix reuse
+    cache_bytes: int = 256 << 20  # memory bound of all kept KV caches
+    prefill_chunk: int = 512  # prompt tokens fed per forward; cancel is checked between
+
+
+@dataclass
+class GenerationConfig:
+    """What to generate for one request."""
+
+    max_new_tokens: int = 64  # hard cap on generated tokens
+    temperature: float = 0.0  # 0 = greedy; otherwise softmax temperature
+    top_p: float = 1.0  # nucleus sampling mass, used when temperature > 0
+    stop: Sequence[str] = ()  # stop strings; the text is cut before the first one
+    deadline: float | None = None  # time.monotonic() after which generation stops
+    seed: int | None = None  # sampling seed, for reproducible non-greedy output
+
+
+@dataclass
+class GenerationResult:
+    """The outcome of one generate() call."""
+
+    tokens: list[int]  # generated ids (a stop string may end mid-token)
+    text: str  # decoded text, cut before any stop string
+    finish_reason: str  # "eos", "stop", "length", "deadline", "cancelled" or "callback"
+    prompt_tokens: int  # tokens in the (possibly left-truncated) prompt
+    reused_tokens: int  # prompt tokens whose KV came from the prefix cache
+    time_to_first_token: float  # seconds from call to the first sampled token
+    elapsed: float  # seconds for the whole call
+    timings: dict[str, float] = field(default_factory=dict)  # prefill/decode seconds
+
+
+class Engine:
+    """Generate and score tokens with a bundle's model.onnx on ONNX Runtime."""
+
+    def __init__(self, bundle: Bundle | str, config: EngineConfig | None = None) -> None:
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        self.config = config or EngineConfig()
+        self.tokenizer = self.bundle.tokenizer
+        self.session = create_session(
+            str(self.bundle.onnx_path), self.config.device, self.config.threads
+        )
+        self.where = placement(self.session)
+        self._read_signature()
+        self.cache = PrefixCache(self.config.cache_entries, self.config.cache_bytes)
+        providers = provider_list("cuda" if self.where.device_type == "cuda" else "cpu")
+        self._slice = KVSlicer(len(self.past_names), self.kv_dtype, providers, self.where)
+        self._lock = threading.Lock()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jpilot-engine")
+
+    def _read_signature(self) -> None:
+        """Read input/output names, KV shapes and dtypes from the session once."""
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        missing = {"input_ids", "attention_mask", "position_ids"} - set(inputs)
+        if missing:
+            raise ModelError(
+                f"{self.bundle.onnx_path} lacks inputs {sorted(missing)}; it is not a GPT-J "
+                "text-generation-with-past export. Re-export with `jpilot model export`"
+            )
+        self.past_names = [n for n in inputs if n.startswith("past_key_values.")]
+        self.present_names = [n.replace("past_key_values.", "present.") for n in self.past_names]
+        if not self.past_names:
+            raise ModelError(f"{self.bundle.onnx_path} has no KV-cache inputs; re-export it")
+        self.kv_shapes = [(inputs[n].shape[1], inputs[n].shape[3]) for n in self.past_names]
+        self.kv_dtype = ORT_TO_NUMPY[inputs[self.past_names[0]].type]
+        self.id_dtype = ORT_TO_NUMPY[inputs["input_ids"].type]
+        self.n_positions = self.bundle.manifest.n_positions
+
+    # ----------------------------------------------------------------- forward passes
+    def _forward(self, ids: Sequence[int], past: list[Any], start: int) -> tuple[np.ndarray, list]:
+        """Feed `ids` at positions start.. after `past`; return logits [S, V] and the new KV."""
+        n = len(ids)
+        dev, dev_id = self.where.device_type, self.where.device_id
+        io = self.session.io_binding()
+        feeds = {
+            "input_ids": np.asarray([ids], dtype=self.id_dtype),  # [1, S]
+            "attention_mask": np.ones((1, start + n), dtype=np.int64),  # [1, past + S]
+            "position_ids": np.arange(start, start + n, dtype=np.int64)[None, :],  # [1, S]
+        }
+        for name, array in feeds.items():
+            io.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, dev, dev_id))
+        for name, value in zip(self.past_names, past, strict=True):
+            io.bind_ortvalue_input(name, value)
+        io.bind_output("logits", "cpu")  # sampling happens on the host
+        for name in self.present_names:
+            io.bind_output(name, dev, dev_id)  # the cache stays on the device
+        self.session.run_with_iobinding(io)
+        outputs = io.get_outputs()
+        logits = outputs[0].numpy()[0]  # [S, V]
+        return logits, list(outputs[1:])
+
+    def _prefill(
+        self, ids: Sequence[int], cancel: CancelToken | None
+    ) -> tuple[np.ndarray | None, list[Any], int]:
+        """Feed a prompt, reusing the longest cached prefix; return last logits, KV, reused."""
+        entry, common = self.cache.best_match(ids)
+        reused = min(common, len(ids) - 1)  # always feed at least one token to get logits
+        if entry is not None and reused > 0:
+            past = entry.kv if reused == len(entry.tokens) else self._slice(entry.kv, reused)
+        else:
+            reused, past = 0, empty_kv(self.kv_shapes, self.kv_dtype, self.where)
+        logits = None
+        pos = reused
+        while pos < len(ids):
+            if cancel is not None and cancel.is_set():
+                return None, past, reused
+            chunk = ids[pos : pos + self.config.prefill_chunk]
+            logits, past = self._forward(chunk, past, pos)
+            pos += len(chunk)
+        assert logits is not None
+        return logits[-1], past, reused
+
+    # ----------------------------------------------------------------------- generate
+    def generate(
+        self,
+        prompt: Sequence[int],
+        config: GenerationConfig | None = None,
+        cancel: CancelToken | None = None,
+        on_token: Callable[[int, str], bool | None] | None = None,
+    ) -> GenerationResult:
+        """Generate a continuation of `prompt` token ids; see GenerationConfig for stops."""
+        cfg = config or GenerationConfig()
+        if not prompt:
+            raise ValueError("generate() needs at least one prompt token")
+        with self._lock:
+            return self._generate(list(prompt), cfg, cancel, on_token)
+
+    def _generate(self, prompt, cfg, cancel, on_token) -> GenerationResult:
+        """Run prefill and the decode loop; the caller holds the lock."""
+        t0 = time.monotonic()
+        prompt = prompt[-max(1, self.n_positions - cfg.max_new_tokens) :]  # keep the end
+        max_new = min(cfg.max_new_tokens, self.n_positions - len(prompt))
+        rng = np.random.default_rng(cfg.seed)
+        logits, past, reused = self._prefill(prompt, cancel)
+        t_prefill = time.monotonic() - t0
+        tokens: list[int] = []
+        text, reason, ttft = "", "cancelled", 0.0
+        while logits is not None:
+            if cancel is not None and cancel.is_set():
+                break
+            if cfg.deadline is not None and time.monotonic() >= cfg.deadline:
+                reason = "deadline"
+                break
+            token = sample(logits, cfg.temperature, cfg.top_p, rng)
+            ttft = ttft or time.monotonic() - t0
+            if token == self.tokenizer.eos_id:
+                reason = "eos"
+                break
+            tokens.append(token)
+            text, stopped = _apply_stops(self.tokenizer.decode(tokens), cfg.stop)
+            if stopped:
+                reason = "stop"
+                break
+            if on_token is not None and on_token(token, text) is False:
+                reason = "callback"
+                break
+            if len(tokens) >= max_new:
+                reason = "length"
+                break
+            step_logits, past = self._forward([token], past, len(prompt) + len(tokens) - 1)
+            logits = step_logits[-1]
+        covered = past[0].shape()[2]  # tokens whose keys/values `past` holds
+        self.cache.put((prompt + tokens)[:covered], past, kv_nbytes(past))
+        elapsed = time.monotonic() - t0
+        return GenerationResult(
+            tokens, text, reason, len(prompt), reused, ttft, elapsed,
+            {"prefill": t_prefill, "decode": elapsed - t_prefill},
+        )  # fmt: skip
+
+    # -------------------------------------------------------------------------- score
+    def score(self, ids: Sequence[int], cancel: CancelToken | None = None) -> np.ndarray:
+        """Return log p(ids[i] | ids[:i]) for i >= 1, in nats, as a [len(ids) - 1] array."""
+        ids = list(ids)
+        out: list[np.ndarray] = []
+        with self._lock:
+            window = self.n_positions
+            for begin in range(0, max(1, len(ids) - 1), window - 1):
+                chunk = ids[begin : begin + window]
+                if len(chunk) < 2:
+                    break
+                if cancel is not None and cancel.is_set():
+                    raise CancelledError("scoring was cancelled")
+                empty = empty_kv(self.kv_shapes, self.kv_dtype, self.where)
+                logits, _ = self._forward(chunk, empty, 0)
+                logp = log_softmax(logits[:-1])
+                out.append(logp[np.arange(len(chunk) - 1), chunk[1:]])
+        return np.concatenate(out) if out else np.zeros(0)
+
+    # ---------------------------------------------------------------- worker thread
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
+        """Run `fn(*args, **kwargs)` on the engine's own worker thread."""
+        return self._worker.submit(fn, *args, **kwargs)
+
+    def close(self) -> None:
+        """Stop the worker thread and drop cached KV."""
+        self._worker.shutdown(wait=False, cancel_futures=True)
+        self.cache.clear()
+
+
+class CancelledError(Exception):
+    """Raised by score() when its cancel token is set."""
+
+
+def _apply_stops(text: str, stops: Sequence[str]) -> tuple[str, bool]:
+    """Cut `text` before the earliest stop string; return the text and whether one hit."""
+    cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)

@@ -1,0 +1,253 @@
+"""`jpilot model export`: Hugging Face GPT-J checkpoint folder -> jpilot bundle.
+
+Stages: export with optimum-onnx (`text-generation-with-past`, one model.onnx with a
+KV cache), then optionally ONNX Runtime dynamic int8 quantization (CPU) or fp16
+conversion (GPU), then the tokenizer, the manifest and a model-card stub. The bundle
+is written to a temporary folder beside DST and renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from jpilot.model.bundle import (
+    MANIFEST,
+    ONNX_FILE,
+    TOKENIZER_FILE,
+    Manifest,
+    external_data_files,
+    load_bundle,
+    sha256_file,
+    write_manifest,
+)
+from jpilot.model.errors import ModelError
+
+FIM_NAMES = {  # spellings of the FIM markers across tokenizers, ours first
+    "prefix": ("<fim_prefix>", "<|fim_prefix|>", "<fim-prefix>"),
+    "suffix": ("<fim_suffix>", "<|fim_suffix|>", "<fim-suffix>"),
+    "middle": ("<fim_middle>", "<|fim_middle|>", "<fim-middle>"),
+}
+EOS_NAMES = ("<|endoftext|>", "</s>", "<eos>")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare `jpilot model export` arguments."""
+    parser.add_argument("src", type=Path, help="Hugging Face GPT-J checkpoint folder")
+    parser.add_argument("dst", type=Path, help="bundle folder to write")
+    parser.add_argument("--dtype", choices=["fp32", "fp16"], default="fp32",
+                        help="fp16 halves size and suits the CUDA provider (default fp32)")  # fmt: skip
+    parser.add_argument("--quantize", choices=["int8"], default=None,
+                        help="dynamic int8 weight quantization for CPU serving")  # fmt: skip
+    parser.add_argument("--force", action="store_true", help="replace an existing DST")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the export from parsed arguments."""
+    export_bundle(args.src, args.dst, args.dtype, args.quantize, force=args.force)
+    return 0
+
+
+def _step(n: int, total: int, text: str) -> None:
+    """Print one progress line to stderr."""
+    print(f"[{n}/{total}] {text}", file=sys.stderr, flush=True)
+
+
+def read_gptj_config(src: Path) -> dict[str, Any]:
+    """Read and check a checkpoint's config.json; it must be a GPT-J."""
+    path = src / "config.json"
+    if not path.is_file():
+        raise ModelError(f"{src} has no config.json; point export at a Hugging Face checkpoint")
+    config = json.loads(path.read_text(encoding="utf-8"))
+    kind = config.get("model_type")
+    if kind == "codegen":
+        raise ModelError(
+            f"{src} is a CodeGen checkpoint; convert it first with "
+            f"`jpilot model convert-codegen {src} GPTJ_DIR`, then export GPTJ_DIR"
+        )
+    if kind != "gptj":
+        raise ModelError(f"{src} is a {kind!r} model; jpilot exports GPT-J checkpoints only")
+    return config
+
+
+def export_bundle(
+    src: str | Path,
+    dst: str | Path,
+    dtype: str = "fp32",
+    quantize: str | None = None,
+    force: bool = False,
+) -> Path:
+    """Export a GPT-J checkpoint folder to a validated bundle at `dst`; return its path."""
+    src, dst = Path(src), Path(dst)
+    if dtype == "fp16" and quantize:
+        raise ModelError("choose either --dtype fp16 (GPU) or --quantize int8 (CPU), not both")
+    config = read_gptj_config(src)
+    if dst.exists() and any(dst.iterdir()) and not force:
+        raise ModelError(f"{dst} already exists and is not empty; pass --force to replace it")
+    total = 5
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=f".{dst.name}.") as tmp:
+        raw, out = Path(tmp) / "raw", Path(tmp) / "bundle"
+        out.mkdir()
+        t0 = time.monotonic()
+        _step(1, total, f"exporting {src} with optimum-onnx (text-generation-with-past)")
+        _optimum_export(src, raw)
+        _step(2, total, _convert_note(dtype, quantize))
+        _convert(raw, out, dtype, quantize)
+        _step(3, total, "writing tokenizer.json")
+        tokenizer = _write_tokenizer(src, out / TOKENIZER_FILE)
+        _step(4, total, "writing jpilot.json and MODEL_CARD.md")
+        manifest = _manifest(src, out, config, tokenizer, "int8" if quantize else dtype)
+        write_manifest(out, manifest)
+        _write_card(out, manifest)
+        _step(5, total, "validating the bundle")
+        load_bundle(out)
+        if dst.exists():
+            shutil.rmtree(dst)
+        out.rename(dst)
+    size = sum(f.stat().st_size for f in dst.iterdir()) / 2**20
+    print(f"wrote {dst} ({size:.1f} MiB, {time.monotonic() - t0:.1f} s)", file=sys.stderr)
+    return dst
+
+
+def _optimum_export(src: Path, raw: Path) -> None:
+    """Export with optimum-onnx into `raw` (model.onnx and maybe model.onnx_data)."""
+    try:
+        from optimum.exporters.onnx import main_export
+    except ImportError as exc:
+        raise ModelError(
+            "export needs the training extra: pip install torch==2.13.0 && "
+            "pip install -e '.[train]'"
+        ) from exc
+    main_export(
+        str(src), str(raw), task="text-generation-with-past", do_validation=False,
+        local_files_only=True,
+    )  # fmt: skip
+
+
+def _convert_note(dtype: str, quantize: str | None) -> str:
+    """Describe stage 2 for the progress line."""
+    if quantize:
+        return "quantizing weights to int8 (ONNX Runtime dynamic quantization)"
+    return "converting to fp16" if dtype == "fp16" else "keeping fp32 weights"
+
+
+def _convert(raw: Path, out: Path, dtype: str, quantize: str | None) -> None:
+    """Write out/model.onnx from the raw export: as is, int8-quantized or fp16."""
+    import onnx
+
+    src_model = raw / ONNX_FILE
+    if quantize == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        # Per-channel int8 weights on every MatMul; activations are quantized per call.
+        # ORT's u8s8 kernels use AVX512-VNNI (and AMX where present) for these.
+        quantize_dynamic(
+            src_model, out / ONNX_FILE, weight_type=QuantType.QInt8, per_channel=True,
+            op_types_to_quantize=["MatMul"],
+        )  # fmt: skip
+        return
+    if dtype == "fp16":
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        model = onnx.load_model(str(src_model))
+        # keep_io_types=False: the KV cache itself is fp16, halving its memory on the GPU.
+        model = convert_float_to_float16(model, keep_io_types=False, disable_shape_infer=True)
+        _save(model, out / ONNX_FILE)
+        return
+    model = onnx.load_model(str(src_model))
+    _save(model, out / ONNX_FILE)
+
+
+def _save(model: Any, path: Path) -> None:
+    """Save an ONNX model, with external data beside it when it is over protobuf's 2 GB."""
+    import onnx
+
+    big = model.ByteSize() > 2**31 - 2**20
+    onnx.save_model(
+        model, str(path), save_as_external_data=big, all_tensors_to_one_file=True,
+        location=f"{path.name}.data",
+    )  # fmt: skip
+
+
+def _write_tokenizer(src: Path, dest: Path) -> Any:
+    """Copy or build tokenizer.json for the bundle; return the loaded `tokenizers` object."""
+    from tokenizers import Tokenizer as HFTokenizer
+
+    if (src / TOKENIZER_FILE).is_file():
+        shutil.copyfile(src / TOKENIZER_FILE, dest)
+    else:  # slow-tokenizer files only (vocab.json + merges.txt): let transformers build it
+        try:
+            from transformers import AutoTokenizer
+
+            AutoTokenizer.from_pretrained(str(src), local_files_only=True).backend_tokenizer.save(
+                str(dest)
+            )
+        except Exception as exc:
+            raise ModelError(
+                f"{src} has no usable tokenizer ({exc}); add a tokenizer.json to the checkpoint"
+            ) from exc
+    return HFTokenizer.from_file(str(dest))
+
+
+def _find_id(tokenizer: Any, names: tuple[str, ...]) -> int | None:
+    """Return the id of the first of `names` the tokenizer knows."""
+    for name in names:
+        token_id = tokenizer.token_to_id(name)
+        if token_id is not None:
+            return int(token_id)
+    return None
+
+
+def _manifest(src: Path, out: Path, config: dict, tokenizer: Any, dtype: str) -> Manifest:
+    """Build the manifest from the checkpoint config and the written files."""
+    from jpilot.lsp.cli import package_version
+
+    fim = {k: _find_id(tokenizer, names) for k, names in FIM_NAMES.items()}
+    eos = config.get("eos_token_id")
+    if eos is None:
+        eos = _find_id(tokenizer, EOS_NAMES)
+    n_embd, n_head = int(config["n_embd"]), int(config["n_head"])
+    return Manifest(
+        architecture="gptj",
+        n_layer=int(config["n_layer"]),
+        n_head=n_head,
+        head_dim=n_embd // n_head,
+        rotary_dim=int(config.get("rotary_dim") or n_embd // n_head),
+        vocab_size=int(config["vocab_size"]),
+        n_positions=int(config.get("n_positions", 2048)),
+        eos_token_id=None if eos is None else int(eos),
+        fim={k: v for k, v in fim.items() if v is not None} if all(fim.values()) else None,
+        dtype=dtype,
+        source=str(config.get("_name_or_path") or src.resolve().name),
+        onnx_sha256=sha256_file(out / ONNX_FILE),
+        external_data=external_data_files(out / ONNX_FILE),
+        created_by=f"jpilot {package_version()}",
+    )
+
+
+def _write_card(out: Path, m: Manifest) -> None:
+    """Write a MODEL_CARD.md stub describing the exported model."""
+    text = f"""# Model card: {m.source}
+
+Exported by {m.created_by} with `jpilot model export`.
+
+| field | value |
+|---|---|
+| architecture | GPT-J, {m.n_layer} layers, {m.n_head} heads x {m.head_dim}, rotary {m.rotary_dim} |
+| vocabulary | {m.vocab_size} |
+| context | {m.n_positions} tokens |
+| dtype | {m.dtype} |
+| fill-in-the-middle | {"yes" if m.fim else "no"} |
+| sha256 of model.onnx | `{m.onnx_sha256}` |
+
+Describe the training data, licences, evaluation and limitations here
+(see {MANIFEST} for the machine-readable fields).
+"""
+    (out / "MODEL_CARD.md").write_text(text, encoding="utf-8")

@@ -1,0 +1,71 @@
+"""`jpilot model info`: a bundle's architecture, parameter count, dtype, size and providers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
+
+from jpilot.model.bundle import load_bundle
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare `jpilot model info` arguments."""
+    parser.add_argument("bundle", type=Path, nargs="?", help="bundle folder (default: embedded)")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def count_parameters(onnx_path: Path) -> int:
+    """Count the weights stored in an ONNX file's initializers (int8 scales included)."""
+    import onnx
+
+    model = onnx.load_model(str(onnx_path), load_external_data=False)
+    total = 0
+    for tensor in model.graph.initializer:
+        n = 1
+        for d in tensor.dims:
+            n *= d
+        total += n
+    return total
+
+
+def bundle_info(folder: Path) -> dict[str, Any]:
+    """Collect what `info` shows, as a dict."""
+    bundle = load_bundle(folder)
+    m = bundle.manifest
+    size = sum(f.stat().st_size for f in bundle.path.iterdir() if f.is_file())
+    return {
+        "bundle": str(bundle.path),
+        "architecture": f"GPT-J, {m.n_layer} layers, {m.n_head} heads x {m.head_dim}",
+        "rotary_dim": m.rotary_dim,
+        "vocab_size": m.vocab_size,
+        "context": m.n_positions,
+        "parameters": count_parameters(bundle.onnx_path),
+        "dtype": m.dtype,
+        "fim": bool(m.fim),
+        "size_mib": round(size / 2**20, 2),
+        "source": m.source,
+        "providers_here": ort.get_available_providers(),
+        "onnxruntime": ort.__version__,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print a bundle's info."""
+    from jpilot.model.default import default_bundle_path
+
+    info = bundle_info(args.bundle or default_bundle_path())
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        if key == "parameters":
+            value = f"{value:,} ({value / 1e6:.1f}M)"
+        elif isinstance(value, list):
+            value = ", ".join(value)
+        print(f"{key:<{width}}  {value}")
+    return 0

@@ -1,0 +1,55 @@
+"""Load a bundle's `tokenizer.json` with the `tokenizers` library; encode, decode, FIM ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tokenizers import Tokenizer as HFTokenizer
+
+from jpilot.model.errors import ModelError
+
+
+@dataclass(frozen=True)
+class FimTokens:
+    """Token ids of the fill-in-the-middle markers (PSM order: prefix, suffix, middle)."""
+
+    prefix: int
+    suffix: int
+    middle: int
+
+
+class Tokenizer:
+    """A byte-level BPE tokenizer plus the special ids the engine needs."""
+
+    def __init__(self, path: Path, eos_id: int | None, fim: FimTokens | None) -> None:
+        try:
+            self._tok = HFTokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
+            raise ModelError(
+                f"{path} is not a valid tokenizer.json ({exc}); re-export the bundle with "
+                "`jpilot model export SRC DST`"
+            ) from exc
+        self.path = path
+        self.eos_id = eos_id
+        self.fim = fim
+        self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str) -> list[int]:
+        """Encode text to token ids, without adding special tokens."""
+        return self._tok.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: list[int]) -> str:
+        """Decode token ids to text, dropping special tokens."""
+        return self._tok.decode(ids, skip_special_tokens=True)
+
+    def token_to_id(self, token: str) -> int | None:
+        """Return the id of a token string, or None if the vocabulary lacks it."""
+        return self._tok.token_to_id(token)
+
+    def fim_prompt(self, prefix_ids: list[int], suffix_ids: list[int]) -> list[int]:
+        """Build a PSM fill-in-the-middle prompt from already-encoded prefix and suffix."""
+        if self.fim is None:
+            raise ModelError("this bundle has no FIM tokens; prompt with the prefix only")
+        f = self.fim
+        return [f.prefix, *prefix_ids, f.suffix, *suffix_ids, f.middle]

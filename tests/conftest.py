@@ -1,0 +1,34 @@
+"""Shared fixtures: tiny random checkpoints and bundles, built once per test session."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_models import make_gptj  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random GPT-J Hugging Face checkpoint folder."""
+    return make_gptj(tmp_path_factory.mktemp("ckpt") / "tiny-gptj")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny checkpoint exported to an fp32 bundle."""
+    from jpilot.model.export import export_bundle
+
+    return export_bundle(tiny_checkpoint, tmp_path_factory.mktemp("bundle") / "fp32")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle_int8(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny checkpoint exported to a dynamic-int8 bundle."""
+    from jpilot.model.export import export_bundle
+
+    return export_bundle(tiny_checkpoint, tmp_path_factory.mktemp("bundle") / "int8", quantize="int8")
