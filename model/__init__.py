@@ -1,1 +1,1 @@
-"""jpilot's model layer: bundle reader, tokenizer, ONNX Runtime engine, export, convert and train."""
+"""jpilot model layer: bundle reader, tokenizer, ONNX Runtime engine, export, convert, train."""

@@ -20,9 +20,13 @@ from jpilot.model.errors import ModelError
 
 MP_NUM = 4  # CodeGen's fused-qkv model-parallel split, fixed in its modelling code
 TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
-    "special_tokens_map.json", "added_tokens.json",
-)  # fmt: skip
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "merges.txt",
+    "special_tokens_map.json",
+    "added_tokens.json",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,10 +53,22 @@ def split_qkv(qkv: Any, n_embd: int) -> tuple[Any, Any, Any]:
 def gptj_config(codegen: dict[str, Any]) -> dict[str, Any]:
     """Map a CodeGen config.json dict to GPTJConfig keyword arguments."""
     keys = (
-        "vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "rotary_dim", "n_inner",
-        "activation_function", "resid_pdrop", "embd_pdrop", "attn_pdrop",
-        "layer_norm_epsilon", "initializer_range", "bos_token_id", "eos_token_id",
-    )  # fmt: skip
+        "vocab_size",
+        "n_positions",
+        "n_embd",
+        "n_layer",
+        "n_head",
+        "rotary_dim",
+        "n_inner",
+        "activation_function",
+        "resid_pdrop",
+        "embd_pdrop",
+        "attn_pdrop",
+        "layer_norm_epsilon",
+        "initializer_range",
+        "bos_token_id",
+        "eos_token_id",
+    )
     return {k: codegen[k] for k in keys if k in codegen} | {"tie_word_embeddings": False}
 
 

@@ -204,9 +204,15 @@ class Engine:
         self.cache.put((prompt + tokens)[:covered], past, kv_nbytes(past))
         elapsed = time.monotonic() - t0
         return GenerationResult(
-            tokens, text, reason, len(prompt), reused, ttft, elapsed,
+            tokens,
+            text,
+            reason,
+            len(prompt),
+            reused,
+            ttft,
+            elapsed,
             {"prefill": t_prefill, "decode": elapsed - t_prefill},
-        )  # fmt: skip
+        )
 
     # -------------------------------------------------------------------------- score
     def score(self, ids: Sequence[int], cancel: CancelToken | None = None) -> np.ndarray:

@@ -41,10 +41,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare `jpilot model export` arguments."""
     parser.add_argument("src", type=Path, help="Hugging Face GPT-J checkpoint folder")
     parser.add_argument("dst", type=Path, help="bundle folder to write")
-    parser.add_argument("--dtype", choices=["fp32", "fp16"], default="fp32",
-                        help="fp16 halves size and suits the CUDA provider (default fp32)")  # fmt: skip
-    parser.add_argument("--quantize", choices=["int8"], default=None,
-                        help="dynamic int8 weight quantization for CPU serving")  # fmt: skip
+    parser.add_argument(
+        "--dtype",
+        choices=["fp32", "fp16"],
+        default="fp32",
+        help="fp16 halves size and suits the CUDA provider (default fp32)",
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=["int8"],
+        default=None,
+        help="dynamic int8 weight quantization for CPU serving",
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing DST")
 
 
@@ -126,9 +134,12 @@ def _optimum_export(src: Path, raw: Path) -> None:
             "pip install -e '.[train]'"
         ) from exc
     main_export(
-        str(src), str(raw), task="text-generation-with-past", do_validation=False,
+        str(src),
+        str(raw),
+        task="text-generation-with-past",
+        do_validation=False,
         local_files_only=True,
-    )  # fmt: skip
+    )
 
 
 def _convert_note(dtype: str, quantize: str | None) -> str:
@@ -149,9 +160,12 @@ def _convert(raw: Path, out: Path, dtype: str, quantize: str | None) -> None:
         # Per-channel int8 weights on every MatMul; activations are quantized per call.
         # ORT's u8s8 kernels use AVX512-VNNI (and AMX where present) for these.
         quantize_dynamic(
-            src_model, out / ONNX_FILE, weight_type=QuantType.QInt8, per_channel=True,
+            src_model,
+            out / ONNX_FILE,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
             op_types_to_quantize=["MatMul"],
-        )  # fmt: skip
+        )
         return
     if dtype == "fp16":
         from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -171,9 +185,12 @@ def _save(model: Any, path: Path) -> None:
 
     big = model.ByteSize() > 2**31 - 2**20
     onnx.save_model(
-        model, str(path), save_as_external_data=big, all_tensors_to_one_file=True,
+        model,
+        str(path),
+        save_as_external_data=big,
+        all_tensors_to_one_file=True,
         location=f"{path.name}.data",
-    )  # fmt: skip
+    )
 
 
 def _write_tokenizer(src: Path, dest: Path) -> Any:

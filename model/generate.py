@@ -42,9 +42,11 @@ def run(args: argparse.Namespace) -> int:
         shown = len(text)
 
     config = GenerationConfig(
-        max_new_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
+        max_new_tokens=args.max_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
         stop=args.stop,
-    )  # fmt: skip
+    )
     result = engine.generate(engine.tokenizer.encode(prompt), config, on_token=stream)
     sys.stdout.write(result.text[shown:] + "\n")
     if args.stats:

@@ -52,8 +52,7 @@ class KVSlicer:
         starts = helper.make_tensor("starts", TensorProto.INT64, [1], [0])
         axes = helper.make_tensor("axes", TensorProto.INT64, [1], [2])
         nodes = [
-            helper.make_node("Slice", [n, "starts", "length", "axes"], [f"{n}_out"])
-            for n in names
+            helper.make_node("Slice", [n, "starts", "length", "axes"], [f"{n}_out"]) for n in names
         ]
         shape = ["b", "h", "t", "d"]
         inputs = [helper.make_tensor_value_info(n, elem, shape) for n in names]
@@ -64,9 +63,7 @@ class KVSlicer:
         model.ir_version = 8
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        self._session = ort.InferenceSession(
-            model.SerializeToString(), opts, providers=providers
-        )
+        self._session = ort.InferenceSession(model.SerializeToString(), opts, providers=providers)
         self._names = names
         self._where = where
 

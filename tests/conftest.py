@@ -31,4 +31,14 @@ def tiny_bundle_int8(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFac
     """The tiny checkpoint exported to a dynamic-int8 bundle."""
     from jpilot.model.export import export_bundle
 
-    return export_bundle(tiny_checkpoint, tmp_path_factory.mktemp("bundle") / "int8", quantize="int8")
+    return export_bundle(
+        tiny_checkpoint, tmp_path_factory.mktemp("bundle") / "int8", quantize="int8"
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle_fp16(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny checkpoint exported to an fp16 bundle (the GPU format; ORT's CPU runs it too)."""
+    from jpilot.model.export import export_bundle
+
+    return export_bundle(tiny_checkpoint, tmp_path_factory.mktemp("bundle") / "fp16", dtype="fp16")

@@ -39,9 +39,16 @@ def make_gptj(folder: Path, seed: int = 0, vocab_size: int = 320, n_positions: i
 
     torch.manual_seed(seed)
     config = GPTJConfig(
-        vocab_size=vocab_size, n_positions=n_positions, n_embd=64, n_layer=2, n_head=4,
-        rotary_dim=8, bos_token_id=0, eos_token_id=0, initializer_range=0.3,
-    )  # fmt: skip
+        vocab_size=vocab_size,
+        n_positions=n_positions,
+        n_embd=64,
+        n_layer=2,
+        n_head=4,
+        rotary_dim=8,
+        bos_token_id=0,
+        eos_token_id=0,
+        initializer_range=0.3,
+    )
     model = GPTJForCausalLM(config).eval()
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
@@ -56,9 +63,17 @@ def make_codegen(folder: Path, seed: int = 0, vocab_size: int = 320) -> Path:
 
     torch.manual_seed(seed)
     config = CodeGenConfig(
-        vocab_size=vocab_size, n_positions=256, n_ctx=256, n_embd=64, n_layer=2, n_head=8,
-        rotary_dim=4, bos_token_id=0, eos_token_id=0, initializer_range=0.3,
-    )  # fmt: skip
+        vocab_size=vocab_size,
+        n_positions=256,
+        n_ctx=256,
+        n_embd=64,
+        n_layer=2,
+        n_head=8,
+        rotary_dim=4,
+        bos_token_id=0,
+        eos_token_id=0,
+        initializer_range=0.3,
+    )
     model = CodeGenForCausalLM(config).eval()
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
