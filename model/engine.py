@@ -22,6 +22,7 @@ import onnxruntime as ort
 
 from jpilot.model.bundle import Bundle, load_bundle
 from jpilot.model.errors import ModelError
+from jpilot.model.graph import KEEP_INPUT
 from jpilot.model.kv import ORT_TO_NUMPY, KVSlicer, empty_kv, kv_nbytes
 from jpilot.model.prefix_cache import PrefixCache
 from jpilot.model.providers import create_session, placement, provider_list
@@ -106,10 +107,17 @@ class Engine:
         self.kv_dtype = ORT_TO_NUMPY[inputs[self.past_names[0]].type]
         self.id_dtype = ORT_TO_NUMPY[inputs["input_ids"].type]
         self.n_positions = self.bundle.manifest.n_positions
+        self.has_keep_input = KEEP_INPUT in inputs
 
     # ----------------------------------------------------------------- forward passes
-    def _forward(self, ids: Sequence[int], past: list[Any], start: int) -> tuple[np.ndarray, list]:
-        """Feed `ids` at positions start.. after `past`; return logits [S, V] and the new KV."""
+    def _forward(
+        self, ids: Sequence[int], past: list[Any], start: int, all_logits: bool = False
+    ) -> tuple[np.ndarray, list]:
+        """Feed `ids` at positions start.. after `past`; return logits and the new KV.
+
+        Logits are [S, V] with `all_logits`, else [1, V] for the last position when the
+        bundle has the `num_logits_to_keep` input (older bundles always give [S, V]).
+        """
         n = len(ids)
         dev, dev_id = self.where.device_type, self.where.device_id
         io = self.session.io_binding()
@@ -118,6 +126,8 @@ class Engine:
             "attention_mask": np.ones((1, start + n), dtype=np.int64),  # [1, past + S]
             "position_ids": np.arange(start, start + n, dtype=np.int64)[None, :],  # [1, S]
         }
+        if self.has_keep_input:
+            feeds[KEEP_INPUT] = np.array([n if all_logits else 1], dtype=np.int64)  # [1]
         for name, array in feeds.items():
             io.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, dev, dev_id))
         for name, value in zip(self.past_names, past, strict=True):
@@ -228,7 +238,7 @@ class Engine:
                 if cancel is not None and cancel.is_set():
                     raise CancelledError("scoring was cancelled")
                 empty = empty_kv(self.kv_shapes, self.kv_dtype, self.where)
-                logits, _ = self._forward(chunk, empty, 0)
+                logits, _ = self._forward(chunk, empty, 0, all_logits=True)
                 logp = log_softmax(logits[:-1])
                 out.append(logp[np.arange(len(chunk) - 1), chunk[1:]])
         return np.concatenate(out) if out else np.zeros(0)

@@ -28,6 +28,7 @@ from jpilot.model.bundle import (
     write_manifest,
 )
 from jpilot.model.errors import ModelError
+from jpilot.model.graph import add_logits_to_keep
 
 FIM_NAMES = {  # spellings of the FIM markers across tokenizers, ours first
     "prefix": ("<fim_prefix>", "<|fim_prefix|>", "<fim-prefix>"),
@@ -150,32 +151,31 @@ def _convert_note(dtype: str, quantize: str | None) -> str:
 
 
 def _convert(raw: Path, out: Path, dtype: str, quantize: str | None) -> None:
-    """Write out/model.onnx from the raw export: as is, int8-quantized or fp16."""
+    """Write out/model.onnx from the raw export: last-K logits, then int8 or fp16 if asked."""
     import onnx
 
-    src_model = raw / ONNX_FILE
+    model = add_logits_to_keep(onnx.load_model(str(raw / ONNX_FILE)))
     if quantize == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        staged = raw / "staged.onnx"
+        _save(model, staged)
         # Per-channel int8 weights on every MatMul; activations are quantized per call.
         # ORT's u8s8 kernels use AVX512-VNNI (and AMX where present) for these.
         quantize_dynamic(
-            src_model,
+            staged,
             out / ONNX_FILE,
             weight_type=QuantType.QInt8,
             per_channel=True,
             op_types_to_quantize=["MatMul"],
+            use_external_data_format=model.ByteSize() > 2**31 - 2**20,
         )
         return
     if dtype == "fp16":
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
-        model = onnx.load_model(str(src_model))
         # keep_io_types=False: the KV cache itself is fp16, halving its memory on the GPU.
         model = convert_float_to_float16(model, keep_io_types=False, disable_shape_infer=True)
-        _save(model, out / ONNX_FILE)
-        return
-    model = onnx.load_model(str(src_model))
     _save(model, out / ONNX_FILE)
 
 

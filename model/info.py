@@ -12,6 +12,9 @@ import onnxruntime as ort
 from jpilot.model.bundle import load_bundle
 
 
+QUANT_PARAM_SUFFIXES = ("_scale", "_zero_point")  # int8 quantization bookkeeping
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare `jpilot model info` arguments."""
     parser.add_argument("bundle", type=Path, nargs="?", help="bundle folder (default: embedded)")
@@ -19,12 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def count_parameters(onnx_path: Path) -> int:
-    """Count the weights stored in an ONNX file's initializers (int8 scales included)."""
+    """Count model weights in an ONNX file: float and int8 initializers, not quant params."""
     import onnx
 
+    weight_types = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.INT8}
     model = onnx.load_model(str(onnx_path), load_external_data=False)
     total = 0
     for tensor in model.graph.initializer:
+        if tensor.data_type not in weight_types or tensor.name.endswith(QUANT_PARAM_SUFFIXES):
+            continue
         n = 1
         for d in tensor.dims:
             n *= d

@@ -35,7 +35,7 @@ def test_converted_codegen_keeps_logits(codegen: Path, tmp_path: Path) -> None:
 
     engine = Engine(export_bundle(gptj_dir, tmp_path / "bundle"))
     logits, _ = engine._forward(
-        ids[0].tolist(), empty_kv(engine.kv_shapes, engine.kv_dtype, engine.where), 0
+        ids[0].tolist(), empty_kv(engine.kv_shapes, engine.kv_dtype, engine.where), 0, True
     )
     np.testing.assert_allclose(logits, expected, atol=1e-4)
 

@@ -44,7 +44,7 @@ def test_onnx_logits_match_pytorch(engine: Engine, torch_model) -> None:
     with torch.no_grad():
         expected = torch_model(torch.tensor([ids])).logits[0].numpy()
     empty = empty_kv(engine.kv_shapes, engine.kv_dtype, engine.where)
-    logits, _ = engine._forward(ids, empty, 0)
+    logits, _ = engine._forward(ids, empty, 0, all_logits=True)
     assert logits.shape == expected.shape
     np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
 
@@ -57,7 +57,7 @@ def test_incremental_logits_match_pytorch(engine: Engine, torch_model) -> None:
         expected = torch_model(torch.tensor([ids])).logits[0].numpy()
     empty = empty_kv(engine.kv_shapes, engine.kv_dtype, engine.where)
     _, past = engine._forward(ids[:-3], empty, 0)
-    logits, _ = engine._forward(ids[-3:], past, len(ids) - 3)
+    logits, _ = engine._forward(ids[-3:], past, len(ids) - 3, all_logits=True)
     np.testing.assert_allclose(logits, expected[-3:], atol=1e-4, rtol=0)
 
 
@@ -233,3 +233,13 @@ def test_int8_bundle_agreement(tiny_bundle_int8: Path, engine: Engine) -> None:
     # A random tiny model has near-flat logits, the worst case for quantization; still,
     # int8 must track fp32 for the first few tokens or the quantization is broken.
     assert agree >= 4
+
+
+def test_prefill_computes_logits_for_the_last_position_only(engine: Engine) -> None:
+    ids = engine.tokenizer.encode(PROMPT)
+    empty = empty_kv(engine.kv_shapes, engine.kv_dtype, engine.where)
+    assert engine.has_keep_input
+    last, _ = engine._forward(ids, empty, 0)
+    full, _ = engine._forward(ids, empty, 0, all_logits=True)
+    assert last.shape == (1, full.shape[1]) and full.shape[0] == len(ids)
+    np.testing.assert_allclose(last[0], full[-1], atol=1e-5)
