@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("jpilot.model.info", "show a bundle's architecture, size and the providers here"),
     "generate": ("jpilot.model.generate", "complete a prompt with a bundle (engine smoke test)"),
     "train": ("jpilot.model.train.cli", "train a small code GPT-J on local code"),
+    "eval": ("jpilot.model.evaluate", "rest-of-line completion and bits/token on held-out code"),
 }
 
 

@@ -1,0 +1,48 @@
+"""`jpilot model eval`: case sampling, the copy baseline, scoring, and a run on a tiny bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from jpilot.lsp.cli import main
+from jpilot.model.evaluate import Case, copy_baseline, sample_cases, score
+
+SOURCE = "def f(x):\n    total = x + 1\n    return total\n\n\nprint(f(2))\n"
+
+
+def test_cases_reassemble_the_file() -> None:
+    cases = sample_cases([("a.py", SOURCE)], 50, seed=1)
+    assert len(cases) == 4  # "pass"-length and blank lines are skipped; 4 lines qualify
+    for case in cases:
+        line_end = SOURCE.index("\n", len(case.prefix))
+        assert case.prefix + case.truth + "\n" + case.suffix == SOURCE[: line_end + 1] + case.suffix
+        assert SOURCE.startswith(case.prefix) and SOURCE.endswith(case.suffix)
+        assert case.truth and case.truth == SOURCE[len(case.prefix) : line_end]
+        if case.cut == "start":
+            assert case.prefix.endswith(("\n", "    "))
+
+
+def test_copy_baseline_copies_an_earlier_line() -> None:
+    case = Case("a.py", "x = load(a)\ny = 2\nx = lo", "", "ad(b)", "mid")
+    assert copy_baseline(case) == "ad(a)"
+    assert copy_baseline(Case("a.py", "y = 1\n    ", "", "z", "start")) == ""
+
+
+def test_score() -> None:
+    cases = [Case("a", "", "", "abc", "mid"), Case("a", "", "", "xyz", "mid")]
+    s = score(["abc  ", "xy"], cases)
+    assert s.exact_match == 50.0
+    assert round(s.edit_similarity, 1) == round((100 + 80) / 2, 1)
+
+
+def test_eval_runs_on_a_bundle(tiny_bundle: Path, tmp_path: Path, capsys) -> None:
+    src = tmp_path / "held_out.py"
+    src.write_text(SOURCE * 3)
+    out = tmp_path / "report.json"
+    assert main(["model", "eval", str(tiny_bundle), "--corpus", str(src), "-n", "6",
+                 "--bpt-files", "1", "--samples", "2", "--json", str(out)]) == 0  # fmt: skip
+    report = json.loads(out.read_text())
+    assert report["model"]["cases"] == 6 and report["fim"] is True
+    assert report["bits_per_token"] > 0 and len(report["samples"]) == 2
+    assert "copy baseline" in capsys.readouterr().out
