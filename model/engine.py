@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ import onnxruntime as ort
 from jpilot.model.bundle import Bundle, load_bundle
 from jpilot.model.errors import ModelError
 from jpilot.model.graph import KEEP_INPUT
+from jpilot.model.healing import Healer
 from jpilot.model.kv import ORT_TO_NUMPY, KVSlicer, empty_kv, kv_nbytes
 from jpilot.model.prefix_cache import PrefixCache
 from jpilot.model.providers import create_session, placement, provider_list
@@ -56,6 +58,8 @@ class GenerationConfig:
     stop: Sequence[str] = ()  # stop strings; the text is cut before the first one
     deadline: float | None = None  # time.monotonic() after which generation stops
     seed: int | None = None  # sampling seed, for reproducible non-greedy output
+    heal: bytes = b""  # bytes the output must start with (token healing; see healing.py);
+    # the caller removed them from the prompt, and they are not part of the result's text
 
 
 @dataclass
@@ -186,19 +190,23 @@ class Engine:
         t_prefill = time.monotonic() - t0
         tokens: list[int] = []
         text, reason, ttft = "", "cancelled", 0.0
+        healing, healed = cfg.heal, len(cfg.heal.decode("utf-8", errors="replace"))
         while logits is not None:
             if cancel is not None and cancel.is_set():
                 break
             if cfg.deadline is not None and time.monotonic() >= cfg.deadline:
                 reason = "deadline"
                 break
+            if healing:
+                logits = self._constrain(logits, healing)
             token = sample(logits, cfg.temperature, cfg.top_p, rng)
+            healing = self.healer.consume(healing, token) if healing else b""
             ttft = ttft or time.monotonic() - t0
             if token == self.tokenizer.eos_id:
                 reason = "eos"
                 break
             tokens.append(token)
-            text, stopped = _apply_stops(self.tokenizer.decode(tokens), cfg.stop)
+            text, stopped = _apply_stops(self.tokenizer.decode(tokens)[healed:], cfg.stop)
             if stopped:
                 reason = "stop"
                 break
@@ -223,6 +231,20 @@ class Engine:
             elapsed,
             {"prefill": t_prefill, "decode": elapsed - t_prefill},
         )
+
+    @functools.cached_property
+    def healer(self) -> Healer:
+        """Return the token-healing index of this bundle's vocabulary (built on first use)."""
+        return Healer(self.tokenizer)
+
+    def _constrain(self, logits: np.ndarray, remaining: bytes) -> np.ndarray:
+        """Mask logits to tokens consistent with the bytes healing still has to produce."""
+        allowed = self.healer.allowed(remaining)
+        if not len(allowed):
+            return logits
+        masked = np.full_like(logits, -np.inf)
+        masked[allowed] = logits[allowed]
+        return masked
 
     # -------------------------------------------------------------------------- score
     def score(self, ids: Sequence[int], cancel: CancelToken | None = None) -> np.ndarray:

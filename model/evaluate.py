@@ -53,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context", type=int, default=768, help="prefix tokens in the prompt")
     parser.add_argument("--suffix-tokens", type=int, default=128, help="FIM suffix tokens")
     parser.add_argument("--no-fim", action="store_true", help="prompt with the prefix only")
+    parser.add_argument("--no-heal", action="store_true", help="turn token healing off")
     parser.add_argument("--bpt-files", type=int, default=40, help="files for bits per token")
     parser.add_argument("--samples", type=int, default=10, help="random samples to print")
     parser.add_argument("--seed", type=int, default=0)
@@ -112,13 +113,16 @@ def copy_baseline(case: Case) -> str:
 def predict(engine: Engine, case: Case, args: argparse.Namespace) -> str:
     """Complete one case with the model, greedy, up to the end of the line."""
     tok = engine.tokenizer
-    prefix = tok.encode(case.prefix)[-args.context :]
+    prefix, heal = engine.healer.split(tok.encode(case.prefix)[-args.context :])
+    if args.no_heal:
+        prefix, heal = tok.encode(case.prefix)[-args.context :], b""
     if tok.fim is not None and not args.no_fim:
         suffix = tok.encode(case.suffix)[: args.suffix_tokens]
         prompt = tok.fim_prompt(prefix, suffix)
     else:
         prompt = prefix
-    result = engine.generate(prompt, GenerationConfig(max_new_tokens=64, stop=["\n"]))
+    config = GenerationConfig(max_new_tokens=64, stop=["\n"], heal=heal)
+    result = engine.generate(prompt, config)
     return result.text.rstrip()
 
 

@@ -11,7 +11,6 @@ import onnxruntime as ort
 
 from jpilot.model.bundle import load_bundle
 
-
 QUANT_PARAM_SUFFIXES = ("_scale", "_zero_point")  # int8 quantization bookkeeping
 
 

@@ -47,6 +47,14 @@ class Tokenizer:
         """Return the id of a token string, or None if the vocabulary lacks it."""
         return self._tok.token_to_id(token)
 
+    def id_to_token(self, token_id: int) -> str | None:
+        """Return the vocabulary string of an id (byte-level alphabet), or None."""
+        return self._tok.id_to_token(token_id)
+
+    def special_ids(self) -> set[int]:
+        """Return the ids of all added special tokens (eos, FIM markers, padding...)."""
+        return {i for i, t in self._tok.get_added_tokens_decoder().items() if t.special}
+
     def fim_prompt(self, prefix_ids: list[int], suffix_ids: list[int]) -> list[int]:
         """Build a PSM fill-in-the-middle prompt from already-encoded prefix and suffix."""
         if self.fim is None:
