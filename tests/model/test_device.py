@@ -75,3 +75,22 @@ def test_fp16_bundle_runs_with_an_fp16_cache(tiny_bundle_fp16: Path, tiny_bundle
     fp32 = Engine(tiny_bundle).generate(prompt, cfg).tokens
     agree = next((i for i, (x, y) in enumerate(zip(cold.tokens, fp32, strict=True)) if x != y), 16)
     assert agree >= 4, f"fp16 diverges from fp32 after {agree} tokens"
+
+
+CUDA = "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers()
+
+
+@pytest.mark.skipif(not CUDA, reason="needs onnxruntime-gpu and a GPU")
+def test_cuda_engine_keeps_the_cache_on_the_gpu(tiny_bundle_fp16: Path, tiny_bundle: Path) -> None:
+    gpu = Engine(tiny_bundle_fp16, EngineConfig(device="cuda"))
+    assert gpu.where == providers.Placement("cuda", 0)
+    prompt = gpu.tokenizer.encode(PROMPT)
+    cfg = GenerationConfig(max_new_tokens=16)
+    cold = gpu.generate(prompt, cfg)
+    entry, _ = gpu.cache.best_match(prompt)
+    assert entry is not None and entry.kv[0].device_name().lower() == "cuda"
+    warm = gpu.generate(prompt[:-1] + gpu.tokenizer.encode(" "), cfg)
+    assert warm.reused_tokens == len(prompt) - 1
+    assert gpu.generate(prompt, cfg).tokens == cold.tokens
+    cpu = Engine(tiny_bundle).generate(prompt, cfg).tokens
+    assert cold.tokens[:4] == cpu[:4]
