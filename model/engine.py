@@ -249,21 +249,34 @@ class Engine:
     # -------------------------------------------------------------------------- score
     def score(self, ids: Sequence[int], cancel: CancelToken | None = None) -> np.ndarray:
         """Return log p(ids[i] | ids[:i]) for i >= 1, in nats, as a [len(ids) - 1] array."""
+        return self.score_detail(ids, cancel).logp
+
+    def score_detail(self, ids: Sequence[int], cancel: CancelToken | None = None) -> Scored:
+        """Score every token after the first, with the model's own top choice at each.
+
+        Long inputs are scored in windows of the model's context that overlap by half, so
+        every token but those of the first window sees at least half a context before it.
+        """
         ids = list(ids)
-        out: list[np.ndarray] = []
+        n = len(ids)
+        logp, top, top_logp = (np.zeros(max(n - 1, 0)) for _ in range(3))
+        window, done = self.n_positions, 1  # `done`: positions < done are scored
         with self._lock:
-            window = self.n_positions
-            for begin in range(0, max(1, len(ids) - 1), window - 1):
-                chunk = ids[begin : begin + window]
-                if len(chunk) < 2:
-                    break
+            while done < n:
                 if cancel is not None and cancel.is_set():
                     raise CancelledError("scoring was cancelled")
+                begin = 0 if done == 1 else max(0, done - window // 2)
+                chunk = ids[begin : begin + window]
                 empty = empty_kv(self.kv_shapes, self.kv_dtype, self.where)
                 logits, _ = self._forward(chunk, empty, 0, all_logits=True)
-                logp = log_softmax(logits[:-1])
-                out.append(logp[np.arange(len(chunk) - 1), chunk[1:]])
-        return np.concatenate(out) if out else np.zeros(0)
+                lp = log_softmax(logits[:-1])  # [len(chunk) - 1, V]: predicts chunk[1:]
+                targets = np.arange(done, begin + len(chunk))  # positions scored now
+                rows = targets - begin - 1
+                logp[targets - 1] = lp[rows, [ids[t] for t in targets]]
+                top[targets - 1] = lp[rows].argmax(-1)
+                top_logp[targets - 1] = lp[rows].max(-1)
+                done = begin + len(chunk)
+        return Scored(logp, top.astype(np.int64), top_logp)
 
     # ---------------------------------------------------------------- worker thread
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
@@ -274,6 +287,15 @@ class Engine:
         """Stop the worker thread and drop cached KV."""
         self._worker.shutdown(wait=False, cancel_futures=True)
         self.cache.clear()
+
+
+@dataclass
+class Scored:
+    """Per-token scores of a sequence; index i is about token i + 1."""
+
+    logp: np.ndarray  # [N - 1] log-probability of the actual token, nats
+    top: np.ndarray  # [N - 1] the model's most likely token at that position
+    top_logp: np.ndarray  # [N - 1] its log-probability
 
 
 class CancelledError(Exception):

@@ -243,3 +243,17 @@ def test_prefill_computes_logits_for_the_last_position_only(engine: Engine) -> N
     full, _ = engine._forward(ids, empty, 0, all_logits=True)
     assert last.shape == (1, full.shape[1]) and full.shape[0] == len(ids)
     np.testing.assert_allclose(last[0], full[-1], atol=1e-5)
+
+
+def test_score_of_a_long_input_uses_overlapping_windows(engine: Engine, torch_model) -> None:
+    import torch
+
+    ids = engine.tokenizer.encode(PROMPT * 30)[:400]  # context is 256
+    scored = engine.score_detail(ids)
+    assert scored.logp.shape == scored.top.shape == (len(ids) - 1,)
+    with torch.no_grad():  # the second window is ids[128:384] and scores tokens 256..383
+        second = torch.log_softmax(torch_model(torch.tensor([ids[128:384]])).logits[0], -1)
+    rows = second.numpy()[127:255]
+    np.testing.assert_allclose(scored.logp[255:383], rows[np.arange(128), ids[256:384]], atol=1e-4)
+    np.testing.assert_array_equal(scored.top[255:383], rows.argmax(-1))
+    assert np.all(scored.top_logp >= scored.logp - 1e-9)
