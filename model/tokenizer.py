@@ -39,6 +39,11 @@ class Tokenizer:
         """Encode text to token ids, without adding special tokens."""
         return self._tok.encode(text, add_special_tokens=False).ids
 
+    def encode_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Encode text; also return each token's (start, end) character offsets in it."""
+        encoding = self._tok.encode(text, add_special_tokens=False)
+        return encoding.ids, encoding.offsets
+
     def decode(self, ids: list[int]) -> str:
         """Decode token ids to text, dropping special tokens."""
         return self._tok.decode(ids, skip_special_tokens=True)

@@ -1,0 +1,182 @@
+"""Evaluate surprisal debugging hints: do injected single-token bugs rank at the top?
+
+For held-out real Python files it injects one bug per file, picked at random among:
+a swapped comparison (< and >, <= and >=, == and !=), a swapped boolean operator
+(and/or), an off-by-one integer constant, or a wrong variable (a name replaced by another
+name used in the same file). The buggy file still parses. Then it reports how often the
+buggy line ranks top-1 / top-3 among the file's lines by surprisal, how often it is among
+the first three published hints, and how many hints the clean files get. Baselines in
+the same run: random line order, and longest-line-first.
+
+Run: python bench/bug_hints.py [--bundle DIR] [--corpus PATH ...] [-n FILES]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import io
+import keyword
+import random
+import statistics
+import sys
+import time
+import tokenize
+from dataclasses import dataclass
+from pathlib import Path
+
+SWAPS = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "==": "!=", "!=": "==", "and": "or",
+         "or": "and"}  # fmt: skip
+
+
+@dataclass
+class Bug:
+    """One injected bug."""
+
+    kind: str  # "comparison", "boolean", "off-by-one" or "variable"
+    line: int  # 0-based line of the bug
+    before: str  # the token as written
+    after: str  # the token after injection
+
+
+def candidate_sites(text: str) -> list[tuple[str, tokenize.TokenInfo]]:
+    """Return (kind, token) for every token a bug could be injected into."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return []
+    sites = []
+    for t in tokens:
+        if t.type == tokenize.OP and t.string in SWAPS:
+            sites.append(("comparison", t))
+        elif t.type == tokenize.NAME and t.string in ("and", "or"):
+            sites.append(("boolean", t))
+        elif t.type == tokenize.NUMBER and t.string.isdigit():
+            sites.append(("off-by-one", t))
+        elif t.type == tokenize.NAME and not keyword.iskeyword(t.string):
+            sites.append(("variable", t))
+    return sites
+
+
+def inject(text: str, rng: random.Random) -> tuple[str, Bug] | None:
+    """Inject one bug that keeps the file parseable; None if no site works."""
+    sites = candidate_sites(text)
+    names = sorted({t.string for kind, t in sites if kind == "variable"})
+    by_kind: dict[str, list[tokenize.TokenInfo]] = {}
+    for kind, t in sites:
+        by_kind.setdefault(kind, []).append(t)
+    lines = text.splitlines(keepends=True)
+    for _ in range(20):
+        if not by_kind:
+            return None
+        kind = rng.choice(sorted(by_kind))
+        t = rng.choice(by_kind[kind])
+        if kind in ("comparison", "boolean"):
+            new = SWAPS[t.string]
+        elif kind == "off-by-one":
+            n = int(t.string)
+            new = str(n + 1 if n == 0 or rng.random() < 0.5 else n - 1)
+        else:
+            others = [n for n in names if n != t.string and len(n) > 1]
+            if not others or len(t.string) < 2:
+                continue
+            new = rng.choice(others)
+        (row, col), (end_row, end_col) = t.start, t.end
+        if row != end_row:
+            continue
+        line = lines[row - 1]
+        lines_new = list(lines)
+        lines_new[row - 1] = line[:col] + new + line[end_col:]
+        buggy = "".join(lines_new)
+        try:
+            ast.parse(buggy)
+        except SyntaxError:
+            continue
+        return buggy, Bug(kind, row - 1, t.string, new)
+    return None
+
+
+def held_out(paths: list[str] | None, min_lines: int, max_lines: int) -> list[tuple[str, str]]:
+    """Return held-out (name, text) files that parse and have a sensible length."""
+    from jpilot.model.evaluate import held_out_files
+
+    out = []
+    for name, text in held_out_files(paths):
+        n = text.count("\n")
+        try:
+            ast.parse(text)
+        except SyntaxError:
+            continue
+        if min_lines <= n <= max_lines:
+            out.append((name, text))
+    return out
+
+
+def code_lines(text: str) -> list[int]:
+    """Return the 0-based numbers of lines with code on them."""
+    return [i for i, line in enumerate(text.splitlines()) if line.strip()]
+
+
+def rank_of(line: int, order: list[int]) -> int:
+    """Return the 1-based rank of `line` in `order` (len + 1 if absent)."""
+    return order.index(line) + 1 if line in order else len(order) + 1
+
+
+def main() -> None:
+    """Inject bugs, score clean and buggy files, and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, help="bundle (default: the embedded model)")
+    parser.add_argument("--corpus", nargs="*", help="held-out files or folders")
+    parser.add_argument("-n", type=int, default=60, help="files to use")
+    parser.add_argument("--min-lines", type=int, default=20)
+    parser.add_argument("--max-lines", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    from jpilot.model.default import default_bundle_path
+    from jpilot.model.engine import Engine
+    from jpilot.plugins.debug.surprisal import find_hints, rank_lines, token_scores
+
+    engine = Engine(args.bundle or default_bundle_path())
+    rng = random.Random(args.seed)
+    files = held_out(args.corpus, args.min_lines, args.max_lines)
+    rng.shuffle(files)
+    ranks: dict[str, list[int]] = {"model": [], "random": [], "longest line": []}
+    in_hints, clean_hints, lines_total, kinds = [], [], 0, {}
+    t0 = time.monotonic()
+    for _name, clean in files[: args.n]:
+        injected = inject(clean, rng)
+        if injected is None:
+            continue
+        buggy, bug = injected
+        kinds[bug.kind] = kinds.get(bug.kind, 0) + 1
+        scores = token_scores(engine, buggy)
+        ranks["model"].append(rank_of(bug.line, rank_lines(scores, buggy)))
+        lines = code_lines(buggy)
+        ranks["random"].append(rank_of(bug.line, rng.sample(lines, len(lines))))
+        by_length = sorted(lines, key=lambda i: -len(buggy.splitlines()[i].strip()))
+        ranks["longest line"].append(rank_of(bug.line, by_length))
+        hint_lines = [h.line for h in find_hints(buggy, scores)]
+        in_hints.append(bug.line in hint_lines[:3])
+        clean_hints.append(len(find_hints(clean, token_scores(engine, clean))))
+        lines_total += len(code_lines(clean))
+        print(f"\r{len(in_hints)} files", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    n = len(in_hints)
+    if not n:
+        sys.exit("no held-out files qualified; pass --corpus or relax --min/--max-lines")
+    print(f"\n{n} held-out files ({lines_total / n:.0f} code lines on average), one injected bug"
+          f" each: {', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}; "
+          f"{(time.monotonic() - t0) / n:.2f} s per file")  # fmt: skip
+    print(f"{'ranking':<14} {'top-1':>7} {'top-3':>7} {'median rank':>12}")
+    for label, r in ranks.items():
+        top1 = 100 * sum(x == 1 for x in r) / n
+        top3 = 100 * sum(x <= 3 for x in r) / n
+        print(f"{label:<14} {top1:6.1f}% {top3:6.1f}% {statistics.median(r):12.1f}")
+    print(f"\nbug among the first 3 published hints: {100 * sum(in_hints) / n:.1f}% of files")
+    print(f"hints on the clean files: {statistics.mean(clean_hints):.2f} per file, "
+          f"{100 * sum(clean_hints) / lines_total:.2f} per 100 code lines")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

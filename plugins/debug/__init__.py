@@ -1,0 +1,1 @@
+"""The `debug` plugin: model-surprisal hints on unusual lines, and syntax-error fixes."""

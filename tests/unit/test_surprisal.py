@@ -1,0 +1,75 @@
+"""Surprisal hints: token-to-line attribution, robust outlier selection, bug injection."""
+
+from __future__ import annotations
+
+import ast
+import random
+import sys
+from pathlib import Path
+
+from jpilot.plugins.debug.surprisal import TokenScore, find_hints, line_starts, rank_lines
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from bug_hints import candidate_sites, inject  # noqa: E402
+
+TEXT = "a = 1\nb = 2\nc = 3\nd = 4\ne = a > b\n"
+
+
+def tokens_with(gaps: dict[int, float]) -> list[TokenScore]:
+    """One token per line (its first non-space span), with the given gap per line."""
+    out = []
+    for line, start in enumerate(line_starts(TEXT)[:-1]):
+        end = TEXT.index("\n", start)
+        out.append(TokenScore(start, end, line, gaps.get(line, 1.0), "x"))
+    return out
+
+
+def test_line_starts() -> None:
+    assert line_starts("ab\ncd\n") == [0, 3, 6]
+
+
+def test_an_outlier_line_becomes_the_only_hint() -> None:
+    tokens = tokens_with({0: 1.0, 1: 1.2, 2: 0.9, 3: 1.1, 4: 9.0})
+    hints = find_hints(TEXT, tokens)
+    assert [h.line for h in hints] == [4]
+    hint = hints[0]
+    assert TEXT[hint.start : hint.end] == "e = a > b" and hint.gap_bits == 9.0
+    assert rank_lines(tokens, TEXT)[0] == 4
+
+
+def test_no_hints_on_uniform_or_tiny_files() -> None:
+    assert find_hints(TEXT, tokens_with({})) == []
+    assert find_hints(TEXT, tokens_with({4: 9.0})[:3]) == []  # too few lines to compare
+    # an outlier that is still below min_bits is not worth a hint
+    low = tokens_with({0: 0.1, 1: 0.12, 2: 0.09, 3: 0.11, 4: 2.0})
+    assert find_hints(TEXT, low) == []
+
+
+def test_hints_are_capped_and_sorted() -> None:
+    tokens = tokens_with({0: 0.5, 1: 0.6, 2: 20.0, 3: 0.55, 4: 12.0})
+    assert [h.line for h in find_hints(TEXT, tokens)] == [2, 4]
+    assert [h.line for h in find_hints(TEXT, tokens, max_hints=1)] == [2]
+
+
+def test_injected_bugs_parse_and_change_one_line() -> None:
+    source = (
+        "def clamp(value, low, high):\n"
+        "    if value < low and low <= high:\n"
+        "        return low\n"
+        "    return min(value, high) + 0\n"
+    )
+    assert {kind for kind, _ in candidate_sites(source)} == {
+        "comparison", "boolean", "off-by-one", "variable"
+    }  # fmt: skip
+    rng = random.Random(3)
+    seen = set()
+    for _ in range(40):
+        result = inject(source, rng)
+        assert result is not None
+        buggy, bug = result
+        ast.parse(buggy)
+        changed = [i for i, (a, b) in enumerate(zip(source.splitlines(), buggy.splitlines(),
+                                                    strict=True)) if a != b]  # fmt: skip
+        assert changed == [bug.line] and bug.before != bug.after
+        seen.add(bug.kind)
+    assert seen == {"comparison", "boolean", "off-by-one", "variable"}
