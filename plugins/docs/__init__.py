@@ -1,0 +1,1 @@
+"""The `docs` plugin: hover docs, docstring generation and code explanation."""

@@ -1,0 +1,116 @@
+"""Model-written docs: docstrings, one-line hover summaries and comment explanations.
+
+The prompts suit a code model, not a chat model: a docstring is the continuation of
+`def ...:\\n    \"\"\"`, and an explanation is the continuation of a `# ` comment placed
+above the code. With FIM, the code that follows (the function body, the selection)
+is given as the suffix, so the model sees what it is describing.
+"""
+
+from __future__ import annotations
+
+import ast
+import time
+from dataclasses import dataclass
+
+from jpilot.model.engine import Engine, GenerationConfig
+from jpilot.plugins.docs.symbols import Definition, body_indent, docstring_insert_line
+
+QUOTES = '"""'
+
+
+@dataclass
+class Insertion:
+    """Text to insert at the start of a 0-based line."""
+
+    line: int
+    text: str
+
+
+def _complete(
+    engine: Engine, prefix: str, suffix: str, config: GenerationConfig, cancel=None
+) -> str:
+    """Generate the middle between prefix and suffix (FIM when the bundle has it)."""
+    tok = engine.tokenizer
+    budget = engine.n_positions - config.max_new_tokens - 8
+    prefix_ids = tok.encode(prefix)
+    if tok.fim is not None:
+        suffix_ids = tok.encode(suffix)[: budget // 4]
+        prompt = tok.fim_prompt(prefix_ids[-(budget - len(suffix_ids)) :], suffix_ids)
+    else:
+        prompt = prefix_ids[-budget:]
+    return engine.generate(prompt, config, cancel=cancel).text
+
+
+def _docstring_context(text: str, node: Definition) -> tuple[int, str, str, str] | None:
+    """Return (insert line, indent, text before, text after) for a new docstring."""
+    line = docstring_insert_line(node)
+    if line is None:
+        return None
+    lines = text.splitlines(keepends=True)
+    return line, body_indent(text, node), "".join(lines[:line]), "".join(lines[line:])
+
+
+def summary(engine: Engine, text: str, node: Definition, seconds: float = 2.0, cancel=None) -> str:
+    """Return a model-written one-line summary of a function or class ('' if none)."""
+    context = _docstring_context(text, node)
+    if context is None:
+        return ""
+    _line, indent, before, after = context
+    config = GenerationConfig(
+        max_new_tokens=40, stop=["\n", QUOTES], deadline=time.monotonic() + seconds
+    )
+    out = _complete(engine, before + indent + QUOTES, QUOTES + "\n" + after, config, cancel)
+    return out.strip().strip("\"'").strip()
+
+
+def docstring(
+    engine: Engine, text: str, node: Definition, seconds: float = 4.0, cancel=None
+) -> Insertion | None:
+    """Write a docstring for `node`; None if the model gives nothing that keeps parsing."""
+    context = _docstring_context(text, node)
+    if context is None:
+        return None
+    line, indent, before, after = context
+    config = GenerationConfig(max_new_tokens=96, stop=[QUOTES, "'''"],
+                              deadline=time.monotonic() + seconds)  # fmt: skip
+    raw = _complete(engine, before + indent + QUOTES, QUOTES + "\n" + after, config, cancel)
+    body = [ln.strip() for ln in raw.strip().splitlines()]
+    while body and not body[-1]:
+        body.pop()
+    if not body or not body[0]:
+        return None
+    if len(body) == 1:
+        block = f"{indent}{QUOTES}{body[0]}{QUOTES}\n"
+    else:
+        rest = "".join(f"{indent}{ln}\n" if ln else "\n" for ln in body[1:])
+        block = f"{indent}{QUOTES}{body[0]}\n{rest}{indent}{QUOTES}\n"
+    try:
+        ast.parse(before + block + after)
+    except SyntaxError:
+        return None
+    return Insertion(line, block)
+
+
+def explain(
+    engine: Engine, text: str, start: int, end: int, seconds: float = 4.0, cancel=None
+) -> Insertion | None:
+    """Explain lines start..end (0-based, inclusive) as a comment block to put above them."""
+    lines = text.splitlines(keepends=True)
+    if not 0 <= start <= end < len(lines):
+        return None
+    first = lines[start]
+    indent = first[: len(first) - len(first.lstrip())]
+    selection = "".join(lines[start : end + 1])
+    prefix = "".join(lines[:start]) + indent + "# "
+    config = GenerationConfig(max_new_tokens=80, stop=["\n\n"],
+                              deadline=time.monotonic() + seconds)  # fmt: skip
+    raw = _complete(engine, prefix, "\n" + selection, config, cancel)
+    comment = []
+    for i, ln in enumerate(raw.split("\n")):
+        ln = ln.strip()
+        if i and not ln.startswith("#"):
+            break  # the model went back to code: the comment is over
+        ln = ln.lstrip("#").strip()
+        if ln:
+            comment.append(f"{indent}# {ln}\n")
+    return Insertion(start, "".join(comment)) if comment else None
