@@ -58,6 +58,7 @@ class GenerationConfig:
     stop: Sequence[str] = ()  # stop strings; the text is cut before the first one
     deadline: float | None = None  # time.monotonic() after which generation stops
     seed: int | None = None  # sampling seed, for reproducible non-greedy output
+    draft_tokens: int = 6  # prompt-lookup guesses verified per pass (greedy only; 0 = off)
     heal: bytes = b""  # bytes the output must start with (token healing; see healing.py);
     # the caller removed them from the prompt, and they are not part of the result's text
 
@@ -74,6 +75,8 @@ class GenerationResult:
     time_to_first_token: float  # seconds from call to the first sampled token
     elapsed: float  # seconds for the whole call
     timings: dict[str, float] = field(default_factory=dict)  # prefill/decode seconds
+    decode_passes: int = 0  # forward passes after prefill
+    drafted_accepted: int = 0  # prompt-lookup guesses the model confirmed (free tokens)
 
 
 class Engine:
@@ -146,8 +149,12 @@ class Engine:
 
     def _prefill(
         self, ids: Sequence[int], cancel: CancelToken | None
-    ) -> tuple[np.ndarray | None, list[Any], int]:
-        """Feed a prompt, reusing the longest cached prefix; return last logits, KV, reused."""
+    ) -> tuple[np.ndarray | None, list[Any], int, int]:
+        """Feed a prompt, reusing the longest cached prefix.
+
+        Returns the last position's logits (None if cancelled), the KV, how many tokens
+        came from the cache, and how many tokens the KV covers.
+        """
         entry, common = self.cache.best_match(ids)
         reused = min(common, len(ids) - 1)  # always feed at least one token to get logits
         if entry is not None and reused > 0:
@@ -158,12 +165,12 @@ class Engine:
         pos = reused
         while pos < len(ids):
             if cancel is not None and cancel.is_set():
-                return None, past, reused
+                return None, past, reused, pos
             chunk = ids[pos : pos + self.config.prefill_chunk]
             logits, past = self._forward(chunk, past, pos)
             pos += len(chunk)
         assert logits is not None
-        return logits[-1], past, reused
+        return logits[-1], past, reused, pos
 
     # ----------------------------------------------------------------------- generate
     def generate(
@@ -181,27 +188,40 @@ class Engine:
             return self._generate(list(prompt), cfg, cancel, on_token)
 
     def _generate(self, prompt, cfg, cancel, on_token) -> GenerationResult:
-        """Run prefill and the decode loop; the caller holds the lock."""
+        """Run prefill and the decode loop; the caller holds the lock.
+
+        With greedy decoding, the loop also verifies prompt-lookup drafts (see
+        `lookup_draft`): the sampled token and a guessed continuation are fed in one
+        forward pass, and every guessed token the model agrees with costs no pass of its
+        own. The output is exactly the plain greedy output.
+        """
         t0 = time.monotonic()
         prompt = prompt[-max(1, self.n_positions - cfg.max_new_tokens) :]  # keep the end
         max_new = min(cfg.max_new_tokens, self.n_positions - len(prompt))
         rng = np.random.default_rng(cfg.seed)
-        logits, past, reused = self._prefill(prompt, cancel)
+        logits, past, reused, covered = self._prefill(prompt, cancel)
         t_prefill = time.monotonic() - t0
+        in_kv = prompt[:covered]  # the tokens whose keys/values `past` holds, in order
+        rows = [] if logits is None else [logits]  # rows[0] predicts the next token
+        draft: list[int] = []  # fed but unverified guesses; rows[i + 1] follows draft[i]
         tokens: list[int] = []
         text, reason, ttft = "", "cancelled", 0.0
         healing, healed = cfg.heal, len(cfg.heal.decode("utf-8", errors="replace"))
-        while logits is not None:
+        passes = accepted = 0
+        while rows:
             if cancel is not None and cancel.is_set():
                 break
             if cfg.deadline is not None and time.monotonic() >= cfg.deadline:
                 reason = "deadline"
                 break
-            if healing:
-                logits = self._constrain(logits, healing)
-            token = sample(logits, cfg.temperature, cfg.top_p, rng)
+            row = self._constrain(rows.pop(0), healing) if healing else rows.pop(0)
+            token = sample(row, cfg.temperature, cfg.top_p, rng)
             healing = self.healer.consume(healing, token) if healing else b""
             ttft = ttft or time.monotonic() - t0
+            verified = bool(draft) and token == draft[0]
+            if verified:
+                draft.pop(0)
+                accepted += 1
             if token == self.tokenizer.eos_id:
                 reason = "eos"
                 break
@@ -216,10 +236,22 @@ class Engine:
             if len(tokens) >= max_new:
                 reason = "length"
                 break
-            step_logits, past = self._forward([token], past, len(prompt) + len(tokens) - 1)
-            logits = step_logits[-1]
-        covered = past[0].shape()[2]  # tokens whose keys/values `past` holds
-        self.cache.put((prompt + tokens)[:covered], past, kv_nbytes(past))
+            if verified:
+                continue  # its logits row is already in `rows`
+            if draft:  # the model disagreed with a guess: drop the guesses from the cache
+                in_kv = in_kv[: len(prompt) + len(tokens) - 1]
+                past, draft = self._slice(past, len(in_kv)), []
+            if cfg.temperature <= 0 and not healing and cfg.draft_tokens:
+                room = min(
+                    cfg.draft_tokens, max_new - len(tokens), self.n_positions - len(in_kv) - 1
+                )
+                draft = lookup_draft(prompt + tokens, max(room, 0))
+            feed = [token, *draft]
+            out, past = self._forward(feed, past, len(in_kv), all_logits=bool(draft))
+            in_kv += feed
+            rows = list(out)
+            passes += 1
+        self.cache.put(in_kv, past, kv_nbytes(past))
         elapsed = time.monotonic() - t0
         return GenerationResult(
             tokens,
@@ -230,6 +262,8 @@ class Engine:
             ttft,
             elapsed,
             {"prefill": t_prefill, "decode": elapsed - t_prefill},
+            passes,
+            accepted,
         )
 
     @functools.cached_property
@@ -300,6 +334,25 @@ class Scored:
 
 class CancelledError(Exception):
     """Raised by score() when its cancel token is set."""
+
+
+def lookup_draft(history: Sequence[int], k: int, longest: int = 4, shortest: int = 2) -> list[int]:
+    """Guess the next k tokens by prompt lookup: what followed the last n-gram before.
+
+    Code repeats itself (names, call patterns, parallel branches), so the tokens that
+    followed the most recent earlier occurrence of the last n tokens are a cheap draft.
+    Tries n = longest..shortest. Written by hand: ORT has no speculative decoding.
+    """
+    if k <= 0 or len(history) <= shortest:
+        return []
+    seq = np.asarray(history)
+    for n in range(min(longest, len(seq) - 1), shortest - 1, -1):
+        tail = seq[-n:]
+        starts = np.flatnonzero(seq[: len(seq) - n] == tail[0])
+        for i in starts[::-1]:  # most recent first
+            if np.array_equal(seq[i : i + n], tail):
+                return seq[i + n : i + n + k].tolist()
+    return []
 
 
 def _apply_stops(text: str, stops: Sequence[str]) -> tuple[str, bool]:
