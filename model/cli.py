@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("jpilot.model.generate", "complete a prompt with a bundle (engine smoke test)"),
     "train": ("jpilot.model.train.cli", "train a small code GPT-J on local code"),
     "eval": ("jpilot.model.evaluate", "rest-of-line completion and bits/token on held-out code"),
+    "card": ("jpilot.model.card", "write a bundle's MODEL_CARD.md from its training run and eval"),
 }
 
 

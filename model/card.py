@@ -1,0 +1,158 @@
+"""`jpilot model card`: write a bundle's MODEL_CARD.md from its training run and its eval.
+
+Reads `training_summary.json` and `train_log.jsonl` from the run folder that
+`jpilot model train --out RUN` wrote, and the JSON that `jpilot model eval --json`
+wrote, so every figure in the card comes from a file a reader can regenerate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from jpilot.model.bundle import read_manifest
+from jpilot.model.errors import ModelError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare `jpilot model card` arguments."""
+    parser.add_argument("bundle", type=Path, help="bundle folder whose MODEL_CARD.md to write")
+    parser.add_argument("--run", type=Path, required=True, help="the `jpilot model train` --out")
+    parser.add_argument("--eval", type=Path, help="JSON written by `jpilot model eval --json`")
+    parser.add_argument("--note", action="append", default=[], help="extra limitation (repeat)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the card."""
+    summary_path = args.run / "training_summary.json"
+    if not summary_path.is_file():
+        raise ModelError(f"{args.run} has no training_summary.json; is it a training run?")
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    log_path = args.run / "train_log.jsonl"
+    curve = [json.loads(x) for x in log_path.read_text().splitlines()] if log_path.exists() else []
+    evaluation = json.loads(args.eval.read_text(encoding="utf-8")) if args.eval else None
+    text = render(args.bundle, summary, curve, evaluation, args.note)
+    (args.bundle / "MODEL_CARD.md").write_text(text, encoding="utf-8")
+    print(f"wrote {args.bundle / 'MODEL_CARD.md'}")
+    return 0
+
+
+def _table(rows: list[tuple[Any, ...]], head: tuple[str, ...]) -> str:
+    """Render a Markdown table."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _curve(curve: list[dict]) -> str:
+    """Summarise the loss curve at about eight points."""
+    if not curve:
+        return "(no training log)"
+    step = max(1, len(curve) // 8)
+    picks = curve[::step] + ([curve[-1]] if (len(curve) - 1) % step else [])
+    rows = [
+        (r["step"], f"{r['elapsed'] / 60:.1f}", f"{r['tokens']:,}", f"{r['train_loss']:.3f}",
+         f"{r['val_loss_plain']:.3f}", f"{r['val_bpb']:.3f}", f"{r['val_loss_fim']:.3f}")
+        for r in picks
+    ]  # fmt: skip
+    head = ("step", "minutes", "tokens", "train loss", "val loss", "val bits/byte", "val FIM loss")
+    return _table(rows, head)
+
+
+def _corpus(corpus: dict) -> str:
+    """Render the corpus manifest: one row per package."""
+    packages = corpus.get("packages", [])
+    rows = [
+        (p["name"], p["version"], p["licence"], p["files"], f"{p.get('tokens', 0):,}")
+        for p in sorted(packages, key=lambda p: -p.get("tokens", 0))
+    ]
+    total = sum(p.get("tokens", 0) for p in packages)
+    head = ("package", "version", "licence", "files", "tokens")
+    return (
+        f"{corpus.get('files', '?')} files ({corpus.get('val_files', '?')} held out for "
+        f"validation), {total:,} tokens, after deduplication.\n\n" + _table(rows, head)
+    )
+
+
+def _evaluation(ev: dict | None) -> str:
+    """Render the eval figures and samples."""
+    if not ev:
+        return "(not evaluated yet: run `jpilot model eval BUNDLE --json FILE`)"
+    rows = [
+        (k, f"{ev[k]['exact_match']:.1f}%", f"{ev[k]['edit_similarity']:.1f}", ev[k]["cases"])
+        for k in ("model", "model, line start", "model, mid-line", "copy baseline")
+        if k in ev
+    ]
+    out = (
+        f"Rest-of-line completion on {ev['files']} held-out files "
+        f"(FIM {'on' if ev.get('fim') else 'off'}, greedy, token healing), "
+        f"{ev.get('ms_per_line', 0):.0f} ms per line on the machine that ran it.\n\n"
+        + _table(rows, ("predictor", "exact match", "edit similarity", "lines"))
+        + f"\n\nBits per token {ev['bits_per_token']:.3f}, bits per byte "
+        f"{ev['bits_per_byte']:.3f} on held-out files.\n\nUncurated samples:\n"
+    )
+    for s in ev.get("samples", []):
+        out += (
+            f"\n- `{s['file']}` ({s['cut']}): prompt ends `{s['prompt_tail']!r}`\n"
+            f"  - model: `{s['completion']!r}`\n  - truth: `{s['truth']!r}`"
+        )
+    return out
+
+
+def render(
+    bundle: Path, summary: dict, curve: list[dict], ev: dict | None, notes: list[str]
+) -> str:
+    """Return the whole MODEL_CARD.md text."""
+    m = read_manifest(bundle)
+    cfg = summary.get("config", {})
+    minutes = summary.get("wall_time_s", 0) / 60
+    limitations = [
+        "A small model trained for minutes on two CPU cores: it completes common idioms "
+        "and names from the context, not whole algorithms.",
+        "Trained on Python only (CPython's stdlib and permissively licensed packages).",
+        *notes,
+    ]
+    return f"""# jpilot default model
+
+A small code-tuned GPT-J trained from scratch by `jpilot model train`, shipped so that
+jpilot completes code offline on a fresh machine. Retrain or replace it at will.
+
+## Model
+
+| field | value |
+|---|---|
+| architecture | GPT-J, {m.n_layer} layers, {m.n_head} heads x {m.head_dim}, rotary {m.rotary_dim} |
+| parameters | {summary.get("params", 0) / 1e6:.1f}M |
+| vocabulary | {m.vocab_size} (byte-level BPE with `<fim_prefix>`/`<fim_suffix>`/`<fim_middle>`) |
+| context | {m.n_positions} tokens (trained on {cfg.get("seq_len")}-token windows) |
+| bundle dtype | {m.dtype} |
+| sha256 of model.onnx | `{m.onnx_sha256}` |
+
+## Training
+
+{summary.get("tokens_seen", 0):,} tokens seen in {summary.get("steps")} steps,
+{minutes:.0f} minutes of wall time on {cfg.get("threads")} CPU threads (bf16 autocast),
+batch {cfg.get("batch_size")} x {cfg.get("seq_len")} tokens, peak learning rate
+{cfg.get("lr")} with warmup and cosine decay, {int(100 * cfg.get("fim_rate", 0))}% of
+windows in fill-in-the-middle (PSM) form, seed {cfg.get("seed")}.
+Reproduce: `jpilot model train --out RUN --minutes {cfg.get("minutes")} --layers
+{cfg.get("layers")} --d-model {cfg.get("d_model")} --heads {cfg.get("heads")} --vocab-size
+{cfg.get("vocab_size")} --seq-len {cfg.get("seq_len")} --batch-size {cfg.get("batch_size")}
+--lr {cfg.get("lr")}` then `jpilot model export RUN/checkpoint BUNDLE --quantize int8`.
+
+{_curve(curve)}
+
+## Corpus
+
+{_corpus(summary.get("corpus", {}))}
+
+## Evaluation
+
+{_evaluation(ev)}
+
+## Limitations
+
+{chr(10).join(f"- {x}" for x in limitations)}
+"""

@@ -1,0 +1,48 @@
+"""`jpilot model card` renders the run's and the eval's figures into MODEL_CARD.md."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from jpilot.lsp.cli import main
+
+
+def test_card_from_run_and_eval(tiny_bundle: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    run = tmp_path / "run"
+    run.mkdir()
+    summary = {
+        "params": 7_360_000, "steps": 900, "tokens_seen": 7_372_800, "wall_time_s": 5400.0,
+        "config": {"seq_len": 512, "threads": 2, "batch_size": 16, "lr": 0.002,
+                   "fim_rate": 0.5, "seed": 0, "minutes": 90, "layers": 4, "d_model": 256,
+                   "heads": 4, "vocab_size": 8192},
+        "corpus": {"files": 10, "val_files": 1, "packages": [
+            {"name": "stdlib", "version": "3.11.7", "licence": "PSF-2.0", "files": 9,
+             "tokens": 1234},
+        ]},
+    }  # fmt: skip
+    (run / "training_summary.json").write_text(json.dumps(summary))
+    curve = [
+        {"step": s, "elapsed": 60.0 * s, "tokens": 8192 * s, "train_loss": 5.0 - s / 10,
+         "val_loss_plain": 5.1 - s / 10, "val_bpb": 2.0, "val_loss_fim": 5.2}
+        for s in range(1, 21)
+    ]  # fmt: skip
+    (run / "train_log.jsonl").write_text("\n".join(json.dumps(r) for r in curve))
+    scores = {"exact_match": 41.5, "edit_similarity": 71.25, "cases": 200}
+    ev = {"model": scores, "copy baseline": scores | {"exact_match": 3.0}, "files": 93,
+          "fim": True, "ms_per_line": 42.0, "bits_per_token": 1.5, "bits_per_byte": 0.4,
+          "samples": [{"file": "stdlib/a.py", "cut": "mid", "prompt_tail": "x = f(",
+                       "completion": "a)", "truth": "b)"}]}  # fmt: skip
+    (tmp_path / "eval.json").write_text(json.dumps(ev))
+    assert main(["model", "card", str(bundle), "--run", str(run),
+                 "--eval", str(tmp_path / "eval.json"), "--note", "Tested note."]) == 0  # fmt: skip
+    card = (bundle / "MODEL_CARD.md").read_text()
+    assert "| parameters | 7.4M |" in card
+    assert "7,372,800 tokens seen in 900 steps" in card and "90 minutes" in card
+    assert "| stdlib | 3.11.7 | PSF-2.0 | 9 | 1,234 |" in card
+    assert "| model | 41.5% | 71.2 | 200 |" in card and "| copy baseline | 3.0% |" in card
+    assert "model: `'a)'`" in card and "- Tested note." in card
+    assert "| 20 | 20.0 | 163,840 | 3.000 |" in card  # the last point of the curve is kept
