@@ -290,26 +290,28 @@ class Engine:
 
         Long inputs are scored in windows of the model's context that overlap by half, so
         every token but those of the first window sees at least half a context before it.
+        The engine lock is taken per window: scoring a big file never holds completions
+        back for more than one window's forward pass.
         """
         ids = list(ids)
         n = len(ids)
         logp, top, top_logp = (np.zeros(max(n - 1, 0)) for _ in range(3))
         window, done = self.n_positions, 1  # `done`: positions < done are scored
-        with self._lock:
-            while done < n:
-                if cancel is not None and cancel.is_set():
-                    raise CancelledError("scoring was cancelled")
-                begin = 0 if done == 1 else max(0, done - window // 2)
-                chunk = ids[begin : begin + window]
-                empty = empty_kv(self.kv_shapes, self.kv_dtype, self.where)
+        while done < n:
+            if cancel is not None and cancel.is_set():
+                raise CancelledError("scoring was cancelled")
+            begin = 0 if done == 1 else max(0, done - window // 2)
+            chunk = ids[begin : begin + window]
+            empty = empty_kv(self.kv_shapes, self.kv_dtype, self.where)
+            with self._lock:  # per window, so a completion can run between windows
                 logits, _ = self._forward(chunk, empty, 0, all_logits=True)
-                lp = log_softmax(logits[:-1])  # [len(chunk) - 1, V]: predicts chunk[1:]
-                targets = np.arange(done, begin + len(chunk))  # positions scored now
-                rows = targets - begin - 1
-                logp[targets - 1] = lp[rows, [ids[t] for t in targets]]
-                top[targets - 1] = lp[rows].argmax(-1)
-                top_logp[targets - 1] = lp[rows].max(-1)
-                done = begin + len(chunk)
+            lp = log_softmax(logits[:-1])  # [len(chunk) - 1, V]: predicts chunk[1:]
+            targets = np.arange(done, begin + len(chunk))  # positions scored now
+            rows = targets - begin - 1
+            logp[targets - 1] = lp[rows, [ids[t] for t in targets]]
+            top[targets - 1] = lp[rows].argmax(-1)
+            top_logp[targets - 1] = lp[rows].max(-1)
+            done = begin + len(chunk)
         return Scored(logp, top.astype(np.int64), top_logp)
 
     # ---------------------------------------------------------------- worker thread

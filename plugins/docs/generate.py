@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from jpilot.model.engine import Engine, GenerationConfig
 from jpilot.plugins.docs.symbols import Definition, body_indent, docstring_insert_line
 
+__all__ = ["Insertion", "docstring", "docstring_insert_line", "explain", "summary"]
+
 QUOTES = '"""'
 
 

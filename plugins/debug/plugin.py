@@ -1,0 +1,151 @@
+"""The `debug` plugin's hooks: surprisal hints, syntax errors, and their quick fixes.
+
+Diagnostics (computed on open and save, off the completion path):
+- a Python syntax error, with a model-proposed fix when one makes the file parse;
+- lines the model finds unusually surprising (see surprisal.py), most surprising first,
+  each saying what the model expected instead and carrying its score in `data`.
+Quick fixes: "Replace with the model's suggestion" regenerates a hinted line through FIM
+(prefix and suffix), computed on codeAction/resolve; "Apply jpilot's fix" for a syntax
+error applies the fix found when the diagnostic was made.
+"""
+
+from __future__ import annotations
+
+import ast
+import time
+from typing import Any
+
+from jpilot.model.engine import GenerationConfig
+from jpilot.plugins.api import CompletionRequest, hookimpl
+from jpilot.plugins.debug.surprisal import find_hints, token_scores
+from jpilot.plugins.features import Action, Edit, Finding
+
+SURPRISING, SYNTAX = "surprising-line", "syntax-error"
+
+
+def line_bounds(text: str, line: int) -> tuple[int, int, int]:
+    """Return (line start, code start after indentation, line end) offsets of a line."""
+    start = 0
+    for _ in range(line):
+        start = text.index("\n", start) + 1
+    end = text.find("\n", start)
+    end = len(text) if end < 0 else end
+    body = text[start:end]
+    return start, start + len(body) - len(body.lstrip()), end
+
+
+def regenerate_line(engine: Any, text: str, line: int, seconds: float, cancel=None) -> Edit | None:
+    """Ask the model for a line's code given everything around it (FIM); None if no change."""
+    _start, code, end = line_bounds(text, line)
+    tok = engine.tokenizer
+    budget = engine.n_positions - 72
+    prefix = tok.encode(text[:code])
+    if tok.fim is not None:
+        suffix = tok.encode(text[end:])[: budget // 4]
+        prompt = tok.fim_prompt(prefix[-(budget - len(suffix)) :], suffix)
+    else:
+        prompt = prefix[-budget:]
+    config = GenerationConfig(max_new_tokens=64, stop=["\n"], deadline=time.monotonic() + seconds)
+    new = engine.generate(prompt, config, cancel=cancel).text.rstrip()
+    if not new.strip() or new == text[code:end].rstrip():
+        return None
+    return Edit(code, end, new)
+
+
+def _apply(text: str, edit: Edit) -> str:
+    """Return text with one edit applied."""
+    return text[: edit.start] + edit.text + text[edit.end :]
+
+
+def syntax_finding(text: str, engine: Any, seconds: float, cancel=None) -> Finding | None:
+    """Return a finding for the first syntax error, with a parsing model fix if found."""
+    try:
+        ast.parse(text)
+        return None
+    except SyntaxError as err:
+        error = err
+    except ValueError:  # null bytes
+        return None
+    line = max((error.lineno or 1) - 1, 0)
+    line = min(line, text.count("\n"))
+    start, code, end = line_bounds(text, line)
+    col = min(start + max((error.offset or 1) - 1, 0), end)
+    data: dict[str, Any] = {}
+    message = f"SyntaxError: {error.msg}"
+    if engine is not None:
+        for candidate in (line, line - 1):  # errors often surface a line late
+            if candidate < 0:
+                continue
+            edit = regenerate_line(engine, text, candidate, seconds / 2, cancel)
+            if edit is not None:
+                try:
+                    ast.parse(_apply(text, edit))
+                except (SyntaxError, ValueError):
+                    continue
+                data["fix"] = {"start": edit.start, "end": edit.end, "text": edit.text}
+                message += f" (jpilot suggests: {edit.text.strip()})"
+                break
+    first = col if col < end else code
+    return Finding(first, max(end, first), message, 1, SYNTAX, data, score=float("inf"))
+
+
+@hookimpl
+def jpilot_diagnostics(request: CompletionRequest, engine: Any, cancel: Any) -> list[Finding]:
+    """Syntax errors and surprising lines of a Python document."""
+    if request.language_id != "python":
+        return []
+    cfg = request.settings.hints
+    findings: list[Finding] = []
+    syntax = syntax_finding(request.text, engine, cfg.timeout_ms / 1000, cancel)
+    if syntax is not None:
+        findings.append(syntax)
+    if engine is None or len(request.text.encode("utf-8")) > cfg.max_file_kb * 1024:
+        return findings
+    text = request.text
+    scores = token_scores(engine, text, cancel)
+    for hint in find_hints(text, scores, cfg.threshold, cfg.max_per_file, cfg.min_bits):
+        expected = f"`{hint.expected}`" if hint.expected else "something else"
+        message = (
+            f"Unusual code: the model expected {expected} here, not `{hint.actual}` "
+            f"(surprise {hint.gap_bits:.1f} bits, {hint.score:.1f}x the file's spread)"
+        )
+        data = {"score": round(hint.score, 2), "bits": round(hint.gap_bits, 2),
+                "expected": hint.expected, "line": hint.line}  # fmt: skip
+        severity = 3 if cfg.severity == "information" else 4
+        findings.append(Finding(hint.start, hint.end, message, severity, SURPRISING, data,
+                                hint.score))  # fmt: skip
+    return findings
+
+
+@hookimpl
+def jpilot_code_actions(
+    request: CompletionRequest, start: int, end: int, diagnostics: list
+) -> list[Action]:
+    """Quick fixes for jpilot's own diagnostics in the requested range."""
+    actions = []
+    for diag in diagnostics:
+        data = diag.data if isinstance(diag.data, dict) else {}
+        if diag.source != "jpilot":
+            continue
+        if diag.code == SURPRISING and "line" in data:
+            actions.append(Action("Replace with the model's suggestion", "quickfix",
+                                  {"action": "regenerate", "line": data["line"]},
+                                  diagnostic_codes=[SURPRISING]))  # fmt: skip
+        elif diag.code == SYNTAX and "fix" in data:
+            fix = data["fix"]
+            edit = Edit(int(fix["start"]), int(fix["end"]), str(fix["text"]))
+            actions.append(Action("Apply jpilot's fix", "quickfix", {"action": "syntax-fix"},
+                                  [edit], [SYNTAX], preferred=True))  # fmt: skip
+    return actions
+
+
+@hookimpl
+def jpilot_resolve_action(
+    request: CompletionRequest, data: dict, engine: Any, cancel: Any
+) -> list[Edit] | None:
+    """Regenerate a hinted line with the model."""
+    if data.get("action") != "regenerate" or engine is None:
+        return None
+    seconds = request.settings.hints.timeout_ms / 1000
+    edit = regenerate_line(engine, request.text, int(data["line"]), seconds, cancel)
+    return [edit] if edit else []

@@ -1,0 +1,109 @@
+"""The `docs` plugin's hooks: hover docs, "Generate docstring" and "Explain selection".
+
+Hover shows what the buffer already says (signature, docstring) at once, plus a
+model-written one-line summary marked as generated when a model is loaded. The code
+actions are listed cheaply and computed on codeAction/resolve, where the model runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jpilot.plugins.api import CompletionRequest, hookimpl
+from jpilot.plugins.docs import generate
+from jpilot.plugins.docs.symbols import enclosing_definition, parse, symbol_at
+from jpilot.plugins.features import Action, Edit
+
+GENERATED = "*jpilot, generated:*"
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    """Return the 0-based line and column of an offset."""
+    line = text.count("\n", 0, offset)
+    return line, offset - (text.rfind("\n", 0, offset) + 1)
+
+
+def _line_offset(text: str, line: int) -> int:
+    """Return the offset where a 0-based line starts."""
+    offset = 0
+    for _ in range(line):
+        offset = text.index("\n", offset) + 1
+    return offset
+
+
+@hookimpl
+def jpilot_hover(request: CompletionRequest, engine: Any) -> str | None:
+    """Markdown for the function, class or name under the cursor."""
+    if request.language_id != "python":
+        return None
+    line, col = _line_col(request.text, request.offset)
+    symbol = symbol_at(request.text, line, col)
+    if symbol is None:
+        return None
+    parts = [f"```python\n{symbol.signature or symbol.name}\n```"]
+    if symbol.docstring:
+        parts.append(symbol.docstring)
+    if engine is not None and symbol.node is not None:
+        seconds = request.settings.docs.timeout_ms / 1000
+        summary = generate.summary(engine, request.text, symbol.node, seconds)
+        if summary and request.settings.docs.summary:
+            parts.append(f"{GENERATED} {summary}")
+    return "\n\n".join(parts)
+
+
+@hookimpl
+def jpilot_code_actions(
+    request: CompletionRequest, start: int, end: int, diagnostics: list
+) -> list[Action] | None:
+    """Offer "Generate docstring" inside an undocumented def, "Explain" on a selection."""
+    if request.language_id != "python":
+        return None
+    text, actions = request.text, []
+    first, _ = _line_col(text, start)
+    last, _ = _line_col(text, max(start, end - 1) if end > start else start)
+    node = enclosing_definition(text, first) if parse(text) is not None else None
+    if node is not None and generate.docstring_insert_line(node) is not None:
+        import ast
+
+        if ast.get_docstring(node) is None:
+            actions.append(Action(f"Generate docstring for {node.name}", "refactor.rewrite",
+                                  {"action": "docstring", "line": first}))  # fmt: skip
+    if end > start:
+        actions.append(Action("Explain selection (insert a comment)", "refactor.rewrite",
+                              {"action": "explain", "first": first, "last": last}))  # fmt: skip
+    return actions
+
+
+@hookimpl
+def jpilot_resolve_action(
+    request: CompletionRequest, data: dict, engine: Any, cancel: Any
+) -> list[Edit] | None:
+    """Run the model for a docs action chosen by the user."""
+    if engine is None or data.get("action") not in ("docstring", "explain"):
+        return None
+    seconds = request.settings.docs.timeout_ms / 1000
+    text = request.text
+    if data["action"] == "docstring":
+        node = enclosing_definition(text, int(data["line"]))
+        ins = generate.docstring(engine, text, node, seconds, cancel) if node else None
+    else:
+        ins = generate.explain(engine, text, int(data["first"]), int(data["last"]), seconds, cancel)
+    if ins is None:
+        return []
+    at = _line_offset(text, ins.line)
+    return [Edit(at, at, ins.text)]
+
+
+@hookimpl
+def jpilot_execute_command(
+    command: str, request: CompletionRequest, arguments: list, engine: Any, cancel: Any
+) -> dict | None:
+    """`jpilot.explainSelection` [uri, range]: return the explanation as text."""
+    if command != "jpilot.explainSelection" or engine is None:
+        return None
+    first, last = int(arguments[0]), int(arguments[1])
+    seconds = request.settings.docs.timeout_ms / 1000
+    ins = generate.explain(engine, request.text, first, last, seconds, cancel)
+    comment = ins.text if ins else ""
+    explanation = " ".join(ln.strip().lstrip("#").strip() for ln in comment.splitlines())
+    return {"line": first, "comment": comment, "explanation": explanation}
