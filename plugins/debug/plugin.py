@@ -15,7 +15,7 @@ import ast
 import time
 from typing import Any
 
-from jpilot.model.engine import GenerationConfig
+from jpilot.model.engine import CancelledError, GenerationConfig
 from jpilot.plugins.api import CompletionRequest, hookimpl
 from jpilot.plugins.debug.surprisal import find_hints, token_scores
 from jpilot.plugins.features import Action, Edit, Finding
@@ -102,7 +102,10 @@ def jpilot_diagnostics(request: CompletionRequest, engine: Any, cancel: Any) -> 
     if engine is None or len(request.text.encode("utf-8")) > cfg.max_file_kb * 1024:
         return findings
     text = request.text
-    scores = token_scores(engine, text, cancel)
+    try:
+        scores = token_scores(engine, text, cancel)
+    except CancelledError:  # an edit arrived: this run's answer would be stale anyway
+        return findings
     for hint in find_hints(text, scores, cfg.threshold, cfg.max_per_file, cfg.min_bits):
         expected = f"`{hint.expected}`" if hint.expected else "something else"
         message = (
