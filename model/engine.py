@@ -5,6 +5,9 @@
   tokens after its longest cached prefix.
 - Decoding is greedy or temperature/top-p; it stops on eos, stop strings, max tokens,
   a deadline, a cancel token checked at every step, or a per-token callback.
+- Greedy decoding verifies prompt-lookup drafts: guessed tokens the model agrees with
+  cost no forward pass of their own, and the output is unchanged.
+- Token healing (`GenerationConfig.heal`) lets a completion start mid-token.
 - All inference runs on one dedicated worker thread (`submit`), never the caller's pool.
 """
 
