@@ -1,0 +1,88 @@
+"""`jpilot model train`: build the corpus and tokenizer, train a small GPT-J, write a checkpoint.
+
+Re-running the same command with the same --out resumes from the last checkpoint.
+Example (a toy run of about a minute):
+    jpilot model train --out runs/toy --max-files 50 --minutes 1 --layers 2 --d-model 128
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from jpilot.model.errors import ModelError
+from jpilot.model.train.trainer import TrainConfig, train
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of `jpilot model train`."""
+    d = TrainConfig(out="")
+    parser.add_argument("--out", required=True, help="output folder (resumes if it holds a run)")
+    parser.add_argument(
+        "--corpus", nargs="+", metavar="PATH",
+        help="your own folders/files of Python code (default: stdlib + permissive site-packages)",
+    )  # fmt: skip
+    parser.add_argument("--data-dir", help="tokenized-corpus cache to share (default OUT/data)")
+    parser.add_argument("--minutes", type=float, default=d.minutes, help="training time budget")
+    parser.add_argument("--max-steps", type=int, help="stop after N steps (schedule by steps)")
+    parser.add_argument("--max-files", type=int, help="cap the number of corpus files")
+    parser.add_argument("--layers", type=int, default=d.layers)
+    parser.add_argument("--d-model", type=int, default=d.d_model)
+    parser.add_argument("--heads", type=int, default=d.heads)
+    parser.add_argument("--rotary-dim", type=int, help="rotary dims per head (default head/2)")
+    parser.add_argument("--seq-len", type=int, default=d.seq_len)
+    parser.add_argument("--vocab-size", type=int, default=d.vocab_size)
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    parser.add_argument("--fim-rate", type=float, default=d.fim_rate)
+    parser.add_argument("--evals", type=int, default=d.evals, help="validation runs in budget")
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--threads", type=int, default=d.threads)
+    parser.add_argument("--no-export", action="store_true", help="skip writing OUT/bundle")
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Validate the parsed options and turn them into a TrainConfig."""
+    if args.minutes <= 0 and not args.max_steps:
+        raise ModelError("--minutes must be positive (or give --max-steps)")
+    for name in ("layers", "d_model", "heads", "seq_len", "batch_size", "threads"):
+        if getattr(args, name) <= 0:
+            raise ModelError(f"--{name.replace('_', '-')} must be positive")
+    if args.max_files is not None and args.max_files <= 0:
+        raise ModelError("--max-files must be positive")
+    if not 0.0 <= args.fim_rate <= 1.0:
+        raise ModelError("--fim-rate must be between 0 and 1")
+    return TrainConfig(
+        out=args.out,
+        corpus=args.corpus,
+        data_dir=args.data_dir,
+        max_files=args.max_files,
+        minutes=args.minutes,
+        max_steps=args.max_steps,
+        layers=args.layers,
+        d_model=args.d_model,
+        heads=args.heads,
+        rotary_dim=args.rotary_dim,
+        seq_len=args.seq_len,
+        vocab_size=args.vocab_size,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        fim_rate=args.fim_rate,
+        evals=args.evals,
+        seed=args.seed,
+        threads=args.threads,
+        export=not args.no_export,
+        compile=not args.no_compile,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train per the parsed options; return the exit code."""
+    cfg = config_from_args(args)
+    summary = train(cfg, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    print(
+        f"trained {summary['params'] / 1e6:.1f}M params on {summary['tokens_seen']:,} tokens; "
+        f"val loss {summary['final_val_loss']}; checkpoint at {summary['checkpoint']}"
+    )
+    return 0

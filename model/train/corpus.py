@@ -1,0 +1,281 @@
+"""Build the training corpus: CPython's stdlib plus permissively licensed pure-Python packages.
+
+The default corpus is code that is present on every machine that runs jpilot: the stdlib that
+`sysconfig` points at and the pure-Python distributions in site-packages whose licence is
+permissive (MIT, BSD, Apache, PSF, ISC, Unlicense, ...). Copyleft and weak-copyleft licences
+(GPL, LGPL, AGPL, MPL, EPL, ...) and unknown licences are excluded. A user can instead pass
+their own folders or files (`--corpus PATH ...`).
+
+Every file is filtered (Python only, <= 1 MB, valid UTF-8, not generated-looking), deduplicated
+by a hash of its content with line-end whitespace normalised, and assigned to the train or the
+validation split by a hash of its name, so the split is by file and deterministic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as metadata
+import re
+import sysconfig
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_FILE_BYTES = 1_000_000  # larger files are data, not code
+MAX_MEAN_LINE = 100  # mean characters per line above which a file looks generated
+MAX_LINE = 2_000  # a single line longer than this marks a file as generated or data
+VAL_PER_MILLE = 20  # ~2% of files go to the validation split
+
+STDLIB_EXCLUDE = ("test", "tests", "idlelib/idle_test", "lib2to3/tests", "site-packages")
+TEST_DIRS = {"test", "tests", "testing", "idle_test"}
+VENDOR_DIRS = {"_vendor", "vendor", "_vendored", "vendored", "_vendored_packages"}  # own licences
+
+# SPDX identifiers (lower-cased, without a trailing "-only"/"-or-later") we accept.
+PERMISSIVE_SPDX = {
+    "mit", "mit-0", "bsd", "0bsd", "bsd-2-clause", "bsd-3-clause", "bsd-3-clause-clear",
+    "bsd-4-clause", "apache-2.0", "apache", "psf-2.0", "python-2.0", "python-2.0.1", "psf",
+    "isc", "unlicense", "zlib", "cc0-1.0", "hpnd", "mit-cmu",
+}  # fmt: skip
+PERMISSIVE_WORDS = ("mit", "bsd", "apache", "psf", "python software foundation", "isc", "unlicense")
+COPYLEFT_WORDS = ("gpl", "mpl", "mozilla", "eupl", "epl", "eclipse", "cddl", "proprietary",
+                  "commercial", "copyleft", "osl", "artistic", "sspl", "bsl")  # fmt: skip
+CLASSIFIER_PERMISSIVE = (
+    "MIT License", "MIT No Attribution", "BSD License", "Apache Software License",
+    "Python Software Foundation License", "ISC License", "The Unlicense", "Zero-Clause BSD",
+    "zlib/libpng License", "CC0", "Historical Permission Notice",
+)  # fmt: skip
+
+
+@dataclass
+class Document:
+    """One source file of the corpus."""
+
+    package: str  # distribution name, "stdlib", or "user"
+    name: str  # stable name "package/relative/path.py"; the split hash is taken of it
+    text: str  # the file's content, decoded as UTF-8
+    split: str = "train"  # "train" or "val"
+
+
+@dataclass
+class PackageInfo:
+    """One manifest row: where a part of the corpus comes from."""
+
+    name: str  # distribution name, "stdlib" or "user"
+    version: str  # distribution version, Python version for the stdlib
+    licence: str  # the licence string that was accepted
+    files: int = 0  # files kept after filtering and deduplication
+    val_files: int = 0  # of which in the validation split
+    bytes: int = 0  # UTF-8 bytes kept
+    tokens: int = 0  # tokens, filled in once the tokenizer exists
+
+
+@dataclass
+class Corpus:
+    """The deduplicated documents plus the manifest describing them."""
+
+    documents: list[Document]  # train and validation documents, in a deterministic order
+    packages: dict[str, PackageInfo]  # manifest rows by package name
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> number of files skipped
+
+    def split(self, name: str) -> list[Document]:
+        """Return the documents of one split ("train" or "val")."""
+        return [d for d in self.documents if d.split == name]
+
+    def manifest(self) -> dict:
+        """Return the manifest as JSON-ready data."""
+        return {
+            "packages": [vars(p) for p in sorted(self.packages.values(), key=lambda p: p.name)],
+            "files": len(self.documents),
+            "val_files": sum(d.split == "val" for d in self.documents),
+            "bytes": sum(p.bytes for p in self.packages.values()),
+            "skipped": dict(sorted(self.skipped.items())),
+        }
+
+
+def is_permissive(licence: str | None, classifiers: Iterable[str] = ()) -> bool:
+    """Return whether a licence expression, free text or classifier list is permissive."""
+    if licence and licence.strip() and licence.strip().upper() not in ("UNKNOWN", "NONE"):
+        return _licence_text_permissive(licence)
+    found = [c.split("::")[-1].strip() for c in classifiers if c.startswith("License ::")]
+    found = [c for c in found if c != "OSI Approved"]
+    if not found:
+        return False
+    return all(any(c.startswith(p) for p in CLASSIFIER_PERMISSIVE) for c in found)
+
+
+def _licence_text_permissive(text: str) -> bool:
+    """Judge an SPDX expression (AND/OR) or a short licence name."""
+    lowered = text.strip().lower()
+    tokens = re.split(r"\s+(?:or)\s+", lowered.replace("(", " ").replace(")", " "))
+    if len(tokens) > 1:  # any permissive alternative of an OR is enough
+        return any(_licence_text_permissive(t) for t in tokens)
+    atoms = [a.strip() for a in re.split(r"\s+(?:and|with)\s+", lowered) if a.strip()]
+    if all(_spdx(a) in PERMISSIVE_SPDX for a in atoms):
+        return True
+    first = lowered.splitlines()[0] if "\n" in lowered else lowered
+    words = set(re.findall(r"[a-z0-9]+", first))
+    if any(w in words or w.rstrip("v23") in words for w in COPYLEFT_WORDS) or "gpl" in first:
+        return False
+    return any(p in first for p in PERMISSIVE_WORDS)
+
+
+def _spdx(atom: str) -> str:
+    """Normalise one SPDX id: lower case, no -only / -or-later / + suffix."""
+    return re.sub(r"(-only|-or-later|\+)$", "", atom.strip())
+
+
+def distribution_licence(dist: metadata.Distribution) -> str:
+    """Return the licence a distribution declares (expression, field or classifiers)."""
+    meta = dist.metadata
+    for key in ("License-Expression", "License"):
+        value = meta[key]
+        if value and value.strip() and value.strip().upper() != "UNKNOWN":
+            return value.strip().splitlines()[0][:200]
+    classifiers = [c for c in (meta.get_all("Classifier") or []) if c.startswith("License ::")]
+    return "; ".join(c.split("::")[-1].strip() for c in classifiers) or "unknown"
+
+
+def _dist_is_permissive(dist: metadata.Distribution) -> bool:
+    """Return whether a distribution's declared licence is permissive."""
+    meta = dist.metadata
+    for key in ("License-Expression", "License"):
+        value = meta[key]
+        if value and value.strip() and value.strip().upper() != "UNKNOWN":
+            return is_permissive(value)
+    return is_permissive(None, meta.get_all("Classifier") or [])
+
+
+def looks_generated(text: str) -> bool:
+    """Return whether a file looks generated or like data (very long lines)."""
+    lines = text.splitlines() or [""]
+    mean = sum(len(line) for line in lines) / len(lines)
+    return mean > MAX_MEAN_LINE or max(len(line) for line in lines) > MAX_LINE
+
+
+def content_key(text: str) -> str:
+    """Return the dedup hash of a file: whitespace at line ends and blank-line ends ignored."""
+    normal = "\n".join(line.rstrip() for line in text.splitlines()).strip("\n")
+    return hashlib.sha256(normal.encode("utf-8")).hexdigest()
+
+
+def split_of(name: str, val_per_mille: int = VAL_PER_MILLE) -> str:
+    """Return "val" for ~val_per_mille/1000 of file names (stable hash), else "train"."""
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    return "val" if int.from_bytes(digest[:4], "big") % 1000 < val_per_mille else "train"
+
+
+def stdlib_files() -> Iterator[tuple[str, Path]]:
+    """Yield (relative name, path) for the stdlib's .py files, tests excluded."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if any(rel == e or rel.startswith(e + "/") for e in STDLIB_EXCLUDE):
+            continue
+        if "__pycache__" in rel or any(p in TEST_DIRS for p in Path(rel).parts[:-1]):
+            continue
+        yield rel, path
+
+
+def package_files(dist: metadata.Distribution) -> list[tuple[str, Path]]:
+    """Return (relative name, path) of a distribution's .py files, tests excluded."""
+    out = []
+    for rel in dist.files or []:
+        parts = rel.parts
+        dirs = set(parts[:-1])
+        if rel.suffix != ".py" or parts[0] == ".." or dirs & TEST_DIRS or dirs & VENDOR_DIRS:
+            continue
+        if any(p.endswith((".dist-info", ".egg-info")) or p == "__pycache__" for p in parts):
+            continue
+        out.append((rel.as_posix(), Path(str(dist.locate_file(rel)))))
+    return sorted(out)
+
+
+def is_pure_python(dist: metadata.Distribution) -> bool:
+    """Return whether a distribution ships no compiled extension modules."""
+    files = dist.files or []
+    return bool(files) and not any(f.suffix in (".so", ".pyd", ".dylib") for f in files)
+
+
+def default_sources() -> Iterator[tuple[PackageInfo, list[tuple[str, Path]]]]:
+    """Yield the stdlib and each permissive pure-Python distribution with its files."""
+    version = sysconfig.get_python_version()
+    yield PackageInfo("stdlib", version, "PSF-2.0"), list(stdlib_files())
+    seen = set()
+    dists = sorted(metadata.distributions(), key=lambda d: (d.metadata["Name"] or "").lower())
+    for dist in dists:
+        name = (dist.metadata["Name"] or "").lower()
+        if not name or name in seen or name == "jpilot":
+            continue
+        seen.add(name)
+        if not is_pure_python(dist) or not _dist_is_permissive(dist):
+            continue
+        info = PackageInfo(name, dist.version, distribution_licence(dist))
+        yield info, package_files(dist)
+
+
+def user_sources(paths: Iterable[str | Path]) -> Iterator[tuple[PackageInfo, list]]:
+    """Yield the user's own folders/files (all .py files below each folder) as one package."""
+    files: list[tuple[str, Path]] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_file():
+            files.append((path.name, path))
+        elif path.is_dir():
+            for f in sorted(path.rglob("*.py")):
+                rel = f.relative_to(path)
+                if not any(p.startswith(".") or p in TEST_DIRS for p in rel.parts[:-1]):
+                    files.append((f"{path.name}/{rel.as_posix()}", f))
+    yield PackageInfo("user", "-", "user-provided"), files
+
+
+def build_corpus(paths: Iterable[str | Path] | None = None, max_files: int | None = None) -> Corpus:
+    """Collect, filter, deduplicate and split the corpus (default sources when `paths` is None)."""
+    sources = default_sources() if not paths else user_sources(paths)
+    documents: list[Document] = []
+    packages: dict[str, PackageInfo] = {}
+    skipped: dict[str, int] = {}
+    seen: set[str] = set()
+
+    def skip(reason: str) -> None:
+        skipped[reason] = skipped.get(reason, 0) + 1
+
+    for info, files in sources:
+        for rel, path in files:
+            if max_files is not None and len(documents) >= max_files:
+                break
+            text = _read(path, skip)
+            if text is None:
+                continue
+            if not text.strip():
+                skip("empty")
+                continue
+            if looks_generated(text):
+                skip("generated")
+                continue
+            key = content_key(text)
+            if key in seen:
+                skip("duplicate")
+                continue
+            seen.add(key)
+            name = f"{info.name}/{rel}"
+            doc = Document(info.name, name, text, split_of(name))
+            documents.append(doc)
+            row = packages.setdefault(info.name, info)
+            row.files += 1
+            row.val_files += doc.split == "val"
+            row.bytes += len(text.encode("utf-8"))
+    return Corpus(documents, packages, skipped)
+
+
+def _read(path: Path, skip) -> str | None:
+    """Read a file as UTF-8, or count why it was skipped and return None."""
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            skip("too large")
+            return None
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        skip("not utf-8")
+    except OSError:
+        skip("unreadable")
+    return None

@@ -1,0 +1,167 @@
+"""Tests for `jpilot model train`: corpus filters, tokenizer, FIM layout, a toy run, resume."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+import torch  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+from transformers import GPTJForCausalLM  # noqa: E402
+
+from jpilot.model.errors import ModelError  # noqa: E402
+from jpilot.model.train import cli  # noqa: E402
+from jpilot.model.train.corpus import build_corpus, is_permissive, split_of  # noqa: E402
+from jpilot.model.train.data import IGNORE, WindowSampler  # noqa: E402
+from jpilot.model.train.tokenizer import (  # noqa: E402
+    SPECIAL_TOKENS,
+    check_round_trip,
+    special_ids,
+    train_tokenizer,
+)
+
+SAMPLE = (
+    'import os\r\n\r\nclass Greeter:\r\n    """Say hello — ünïcödé 😀."""\r\n\r\n'
+    '    def hi(self, name):\r\n        if name:\r\n            return f"hi {name}"\r\n'
+    "\treturn None\r\n"
+)
+
+
+def _code(i: int) -> str:
+    """Return a small distinct Python module."""
+    return (
+        f'"""Module {i}."""\n\nimport os\n\n\nclass Thing{i}:\n    def __init__(self, x):\n'
+        f"        self.x = x + {i}\n\n    def value(self):\n        if self.x > {i}:\n"
+        f"            return self.x * {i}\n        return os.getpid()\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def user_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of 40 small Python files, one duplicated, one non-UTF-8."""
+    root = tmp_path_factory.mktemp("corpus") / "proj"
+    root.mkdir()
+    for i in range(40):
+        (root / f"mod{i}.py").write_text(_code(i) * 3)
+    (root / "copy_of_mod3.py").write_text((_code(3) * 3).replace("\n", "   \n"))
+    (root / "latin1.py").write_bytes(b"x = '\xe9'\n")
+    (root / "notes.txt").write_text("not python")
+    return root
+
+
+def test_licence_filter() -> None:
+    for ok in ("MIT", "BSD-3-Clause", "Apache-2.0", "Apache 2.0", "PSF-2.0", "MIT OR GPL-3.0"):
+        assert is_permissive(ok), ok
+    for bad in ("GPL-3.0-or-later", "MPL-2.0", "LGPL-2.1", "Mozilla Public License 2.0", "UNKNOWN"):
+        assert not is_permissive(bad), bad
+    assert not is_permissive("MIT AND GPL-2.0-only")
+    assert is_permissive(None, ["License :: OSI Approved :: BSD License"])
+    assert not is_permissive(
+        None, ["License :: OSI Approved :: Mozilla Public License 2.0 (MPL 2.0)"]
+    )
+    assert not is_permissive(None, [])
+
+
+def test_corpus_dedup_and_filters(user_corpus: Path) -> None:
+    corpus = build_corpus([str(user_corpus)])
+    names = {d.name.split("/")[-1] for d in corpus.documents}
+    assert corpus.skipped["duplicate"] == 1  # copy_of_mod3 differs only by line-end blanks
+    assert len({"copy_of_mod3.py", "mod3.py"} & names) == 1  # the first one seen is kept
+    assert corpus.skipped["not utf-8"] == 1 and "latin1.py" not in names
+    assert not any(n.endswith(".txt") for n in names)
+    assert corpus.manifest()["files"] == 40
+
+
+def test_split_is_by_file_and_deterministic() -> None:
+    names = [f"pkg/file{i}.py" for i in range(5000)]
+    first = [split_of(n) for n in names]
+    assert first == [split_of(n) for n in names]
+    share = first.count("val") / len(names)
+    assert 0.01 < share < 0.03
+
+
+@pytest.fixture(scope="module")
+def tokenizer(user_corpus: Path):
+    """A small BPE trained on the toy corpus."""
+    texts = [p.read_text() for p in sorted(user_corpus.glob("mod*.py"))]
+    return train_tokenizer(texts * 5, vocab_size=600)
+
+
+def test_tokenizer_round_trips_and_learns_indents(tokenizer) -> None:
+    assert [tokenizer.token_to_id(t) for t in SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
+    assert check_round_trip(tokenizer, [SAMPLE, " \t \n\n  x", "", "a\rb"]) == 4
+    tokens = tokenizer.encode("\n        return self", add_special_tokens=False).tokens
+    assert tokens[0] == "Ċ" + "Ġ" * 8  # newline plus an 8-space indent is one token
+
+
+def test_fim_layout(tokenizer) -> None:
+    ids = special_ids(tokenizer)
+    text = "def f(x):\n    return x + 1\n"
+    stream = np.array(tokenizer.encode(text).ids + [ids["eot"]] * 80, dtype=np.uint16)
+    sampler = WindowSampler(stream, np.array([0]), tokenizer, seq_len=64, fim_rate=1.0)
+    for seed in range(20):
+        seq, labels = sampler.fim_window(text, np.random.default_rng(seed))
+        assert seq.shape == labels.shape == (65,)
+        s = seq.tolist()
+        assert s[0] == ids["fim_prefix"]
+        p_end, s_end = s.index(ids["fim_suffix"]), s.index(ids["fim_middle"])
+        end = s.index(ids["eot"])
+        assert 0 < p_end < s_end < end
+        prefix = tokenizer.decode(s[1:p_end])
+        suffix = tokenizer.decode(s[p_end + 1 : s_end])
+        middle = tokenizer.decode(s[s_end + 1 : end])
+        assert prefix + middle + suffix == text
+        assert all(t == ids["fim_pad"] for t in s[end + 1 :])
+        assert (labels[end + 1 :] == IGNORE).all() and (labels[: end + 1] != IGNORE).all()
+    inputs, targets = sampler.batch(step=3, batch_size=4)
+    again = sampler.batch(step=3, batch_size=4)
+    assert inputs.shape == targets.shape == (4, 64)
+    assert (inputs == again[0]).all() and (targets == again[1]).all()
+
+
+def _args(out: Path, corpus: Path, steps: int) -> argparse.Namespace:
+    """Parse toy-run options through the real argument parser."""
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    return parser.parse_args(
+        ["--out", str(out), "--corpus", str(corpus), "--max-steps", str(steps), "--layers", "2",
+         "--d-model", "64", "--heads", "2", "--seq-len", "64", "--vocab-size", "512",
+         "--batch-size", "4", "--no-export", "--no-compile", "--seed", "1"]
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_toy_run_end_to_end_and_resume(tmp_path: Path, user_corpus: Path) -> None:
+    out = tmp_path / "run"
+    assert cli.run(_args(out, user_corpus, steps=3)) == 0
+    model = GPTJForCausalLM.from_pretrained(out / "checkpoint")
+    assert model.config.n_layer == 2 and model.config.n_positions >= 1024
+    assert (out / "checkpoint" / "tokenizer.json").is_file()
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 3 and np.isfinite(log[-1]["val_loss_plain"])
+    first = {k: v.clone() for k, v in model.state_dict().items()}
+
+    assert cli.run(_args(out, user_corpus, steps=5)) == 0  # same --out: resumes at step 3
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 5 and all(r["step"] != 1 for r in log[1:])
+    summary = json.loads((out / "training_summary.json").read_text())
+    assert summary["steps"] == 5 and summary["tokens_seen"] > 0
+    assert summary["corpus"]["packages"][0]["tokens"] > 0
+    resumed = GPTJForCausalLM.from_pretrained(out / "checkpoint").state_dict()
+    assert any(not torch.equal(first[k], resumed[k]) for k in first)
+
+    optimizer = load_file(str(out / "state" / "optimizer.safetensors"))
+    assert int(optimizer["state.0.step"]) == 5  # AdamW moments carried over, not restarted
+
+
+def test_empty_corpus_is_a_user_error(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    with pytest.raises(ModelError, match="--corpus"):
+        cli.run(_args(tmp_path / "out", tmp_path / "src", steps=1))
