@@ -1,4 +1,4 @@
-"""The `jpilot` command line: `jpilot model ...` and (later) `jpilot serve` / `jpilot complete`."""
+"""The `jpilot` command line: `jpilot serve`, `jpilot complete` and `jpilot model ...`."""
 
 from __future__ import annotations
 
@@ -9,12 +9,20 @@ from collections.abc import Sequence
 from jpilot.model import cli as model_cli
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the top-level argument parser with every subcommand."""
+def build_parser(with_model: bool = True) -> argparse.ArgumentParser:
+    """Build the top-level argument parser with every subcommand.
+
+    `jpilot serve` and `jpilot complete` leave out the `model` subcommands, whose argument
+    declarations import torch (seconds of startup a language server cannot afford).
+    """
     parser = argparse.ArgumentParser(prog="jpilot", description=__doc__)
     parser.add_argument("--version", action="version", version=f"jpilot {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    model_cli.add_parser(commands)
+    if with_model:
+        model_cli.add_parser(commands)
+    from jpilot.lsp import commands as lsp_commands
+
+    lsp_commands.add_parsers(commands)
     return parser
 
 
@@ -30,7 +38,9 @@ def package_version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit status."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    fast = bool(argv) and argv[0] in ("serve", "complete")
+    args = build_parser(with_model=not fast).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -1,0 +1,164 @@
+"""`jpilot serve` (the language server) and `jpilot complete` (one completion, no editor)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from jpilot.model.errors import ModelError
+
+log = logging.getLogger("jpilot")
+
+
+def add_parsers(commands: Any) -> None:
+    """Add `serve` and `complete` to the top-level subparsers."""
+    serve = commands.add_parser("serve", help="run the language server (stdio by default)")
+    serve.add_argument("--tcp", action="store_true", help="listen on TCP instead of stdio")
+    serve.add_argument("--host", default="127.0.0.1", help="TCP host (default: loopback only)")
+    serve.add_argument("--port", type=int, default=2087, help="TCP port (default 2087)")
+    serve.add_argument("--log-level", default="INFO", help="stderr log level (default INFO)")
+    serve.set_defaults(func=run_serve)
+
+    complete = commands.add_parser(
+        "complete", help="complete FILE at a line and column, through the server's pipeline"
+    )
+    complete.add_argument("file", type=Path)
+    complete.add_argument("--line", type=int, required=True, help="1-based line")
+    complete.add_argument("--col", type=int, required=True, help="1-based column (characters)")
+    complete.add_argument("--json", action="store_true", help="print a JSON object")
+    complete.add_argument("--bundle", type=Path, help="bundle folder (default: embedded model)")
+    complete.add_argument("--language", help="language id (default: from the file extension)")
+    complete.add_argument("--settings", help="settings as JSON, as in initializationOptions")
+    complete.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
+    complete.set_defaults(func=run_complete)
+
+
+def setup_logging(level: str) -> None:
+    """Log to stderr; pygls's own records lose their arguments, which may hold code."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("pygls").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_drop_pygls_args)
+
+
+def _drop_pygls_args(record: logging.LogRecord) -> bool:
+    """Keep a pygls record's format string but not its arguments or traceback, which can
+    hold message bodies (buffer text)."""
+    if record.name.startswith("pygls"):
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+    return True
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Run the language server until exit; return its exit status."""
+    setup_logging(args.log_level)
+    from jpilot.lsp.handlers import build_server
+
+    server = build_server()
+    if args.tcp:
+        log.info("listening on %s:%d", args.host, args.port)
+        server.start_tcp(args.host, args.port)
+    else:
+        from jpilot.lsp.transport import serve_stdio
+
+        serve_stdio(server)
+    server.model.close()
+    return server.exit_code if server.exit_code is not None else (0 if args.tcp else 1)
+
+
+LANGUAGES = {".py": "python", ".js": "javascript", ".ts": "typescript", ".rs": "rust",
+             ".go": "go", ".c": "c", ".h": "c", ".cpp": "cpp", ".java": "java",
+             ".rb": "ruby", ".sh": "shellscript", ".lua": "lua", ".md": "markdown"}  # fmt: skip
+
+
+def run_complete(args: argparse.Namespace) -> int:
+    """Print the completion at FILE:LINE:COL, computed exactly as `jpilot serve` would."""
+    setup_logging("WARNING")
+    from jpilot.lsp.pipeline import complete
+    from jpilot.lsp.plugins import default_host
+    from jpilot.lsp.settings import parse_settings
+    from jpilot.model.default import default_bundle_path
+    from jpilot.model.engine import Engine, EngineConfig
+    from jpilot.plugins.api import CompletionRequest
+
+    settings, errors = parse_settings(json.loads(args.settings) if args.settings else None)
+    for error in errors:
+        print(f"warning: {error}", file=sys.stderr)
+    try:
+        text = args.file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    offset = offset_of(text, args.line, args.col)
+    if offset is None:
+        print(f"error: {args.file} has no line {args.line}", file=sys.stderr)
+        return 2
+    host = default_host()
+    host.set_enabled(settings.plugin_enabled())
+    device = args.device or settings.model.device
+    try:
+        bundle = args.bundle or settings.model.path or default_bundle_path()
+        engine = Engine(bundle, EngineConfig(device=device, threads=settings.model.threads))
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    path = args.file.resolve()
+    request = CompletionRequest(
+        uri=path.as_uri(),
+        language_id=args.language or LANGUAGES.get(path.suffix, "plaintext"),
+        text=text,
+        offset=offset,
+        version=0,
+        settings=settings,
+        path=path,
+        workspace_roots=[Path.cwd()],
+    )
+    t0 = time.monotonic()
+    deadline = t0 + settings.completion.timeout_ms / 1000
+    outcome = complete(engine, host, request, threading.Event(), deadline)
+    engine.close()
+    suggestion = outcome.suggestion.text if outcome.suggestion else ""
+    if args.json:
+        print(json.dumps(result_json(text, offset, suggestion, outcome, time.monotonic() - t0)))
+    else:
+        print(suggestion)
+    return 0
+
+
+def offset_of(text: str, line: int, col: int) -> int | None:
+    """Return the offset of 1-based (line, column); the column clamps to the line end."""
+    lines = text.splitlines(keepends=True) or [""]
+    if line < 1 or line > len(lines) + (1 if text.endswith("\n") else 0):
+        return None
+    start = sum(len(x) for x in lines[: line - 1])
+    content = lines[line - 1].rstrip("\r\n") if line <= len(lines) else ""
+    return start + min(max(col - 1, 0), len(content))
+
+
+def result_json(text: str, offset: int, suggestion: str, outcome: Any, seconds: float) -> dict:
+    """Return the --json answer: the text, its LSP range (UTF-16) and how it was made."""
+    from pygls.workspace.position_codec import PositionCodec
+
+    from jpilot.lsp.positions import position_at
+
+    pos = position_at(text, offset, PositionCodec())
+    where = {"line": pos.line, "character": pos.character}
+    return {
+        "text": suggestion,
+        "range": {"start": where, "end": where},
+        "status": outcome.status,
+        "stats": outcome.stats,
+        "seconds": round(seconds, 4),
+    }

@@ -1,0 +1,178 @@
+"""Register jpilot's LSP methods on a JpilotServer: one thin handler per method.
+
+pygls derives the advertised capabilities from these registrations (inline completion
+needs its options passed explicitly, or pygls 2.1 does not advertise it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from lsprotocol import types
+
+from jpilot.lsp.plugins import PluginHost
+from jpilot.lsp.server import JpilotServer, watch_parent
+
+log = logging.getLogger(__name__)
+STATUS_COMMAND = "jpilot.status"
+STARTED = time.monotonic()
+
+
+def build_server(host: PluginHost | None = None) -> JpilotServer:
+    """Return a server with every jpilot handler registered."""
+    server = JpilotServer(host)
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: JpilotServer, params: types.InitializeParams) -> None:
+        ls.apply_settings(params.initialization_options)  # starts loading the model
+        watch_parent(ls, params.process_id)
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: JpilotServer, params: types.InitializedParams) -> None:
+        ls.flush_setting_errors()
+        await pull_configuration(ls)
+        await report_model_load(ls)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(
+        ls: JpilotServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        before = ls.model.ready
+        if isinstance(params.settings, dict) and params.settings:
+            ls.apply_settings(params.settings, ls.settings)
+            ls.flush_setting_errors()
+        else:
+            await pull_configuration(ls)
+        if ls.model.ready is not before:  # the model settings changed: a new load
+            await report_model_load(ls)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: JpilotServer, params: types.DidChangeTextDocumentParams) -> None:
+        ls.cancel_inflight(params.text_document.uri)  # its answer would be stale
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: JpilotServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.cancel_inflight(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(
+        ls: JpilotServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList:
+        found = await ls.suggest(params.text_document.uri, params.position)
+        if found is None:
+            return types.InlineCompletionList(items=[])
+        request, outcome = found
+        inline_range, _ = ls.ranges(request, outcome)
+        items = ls.host.concat(
+            "jpilot_inline_items",
+            request=request,
+            suggestion=outcome.suggestion,
+            range=inline_range,
+        )
+        mark_first(ls, items)
+        return types.InlineCompletionList(items=items)
+
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())
+    async def completion(ls: JpilotServer, params: types.CompletionParams) -> types.CompletionList:
+        found = await ls.suggest(params.text_document.uri, params.position)
+        if found is None:
+            return types.CompletionList(is_incomplete=True, items=[])
+        request, outcome = found
+        _, word_range = ls.ranges(request, outcome)
+        items = ls.host.concat(
+            "jpilot_completion_items",
+            request=request,
+            suggestion=outcome.suggestion,
+            range=word_range,
+        )
+        mark_first(ls, items)
+        return types.CompletionList(is_incomplete=True, items=items)
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: JpilotServer, params: Any) -> None:
+        ls.cancel_inflight()  # in-flight requests are answered -32800 by pygls
+
+    @server.feature(types.EXIT)
+    def exit_(ls: JpilotServer, params: Any) -> None:
+        ls.exit_code = 0 if ls.protocol._shutdown else 1
+
+    @server.command(STATUS_COMMAND)
+    def status(ls: JpilotServer, *args: Any) -> dict[str, Any]:
+        return status_of(ls)
+
+    return server
+
+
+def mark_first(ls: JpilotServer, items: list) -> None:
+    """Remember when the first suggestion of this process was sent."""
+    if items and ls.stats.first_completion_s is None:
+        ls.stats.first_completion_s = time.monotonic() - STARTED
+
+
+def status_of(ls: JpilotServer) -> dict[str, Any]:
+    """Return the model state, plugins, settings problems and counters as JSON data."""
+    engine = ls.model.engine
+    plugin_facts = {name: facts for name, facts in ls.host.each("jpilot_status")}
+    return {
+        "version": ls.version,
+        "model": {
+            "state": ls.model.state,
+            "error": ls.model.error,
+            "path": str(engine.bundle.path) if engine else None,
+            "load_seconds": ls.model.load_seconds,
+            "cache_hits": engine.cache.hits if engine else 0,
+            "cache_misses": engine.cache.misses if engine else 0,
+        },
+        "plugins": {
+            "loaded": ls.host.names(),
+            "failed": ls.host.failed,
+            "disabled": sorted(ls.host.disabled),
+            "errors": ls.host.errors,
+            "facts": plugin_facts,
+        },
+        "adaptive_level": ls.adaptive.level,
+        "stats": ls.stats.as_dict(),
+    }
+
+
+async def pull_configuration(ls: JpilotServer) -> None:
+    """Read the "jpilot" section with workspace/configuration, if the client offers it."""
+    caps = ls.client_capabilities.workspace
+    if caps is None or not caps.configuration:
+        return
+    try:
+        params = types.ConfigurationParams(items=[types.ConfigurationItem(section="jpilot")])
+        result = await ls.workspace_configuration_async(params)
+    except Exception as exc:
+        log.warning("workspace/configuration failed: %s", exc)
+        return
+    if result and isinstance(result[0], dict) and result[0]:
+        ls.apply_settings(result[0], ls.settings)
+    ls.flush_setting_errors()
+
+
+async def report_model_load(ls: JpilotServer) -> None:
+    """Report a model load in progress with $/progress, and its failure with a popup."""
+    import asyncio
+
+    token: str | None = None
+    window = ls.client_capabilities.window
+    if window is not None and window.work_done_progress:  # reported even when it was quick
+        token = f"jpilot-model-{uuid.uuid4().hex[:8]}"
+        try:
+            await ls.work_done_progress.create_async(token)
+            ls.work_done_progress.begin(
+                token, types.WorkDoneProgressBegin(title="jpilot: loading the model")
+            )
+        except Exception as exc:
+            log.info("client refused a progress token: %s", exc)
+            token = None
+    await asyncio.shield(asyncio.wrap_future(ls.model.ready))
+    if token is not None:
+        done = "model ready" if ls.model.engine is not None else "no model"
+        ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=done))
+    if ls.model.error:
+        ls.popup("model", ls.model.error, types.MessageType.Error, force=True)

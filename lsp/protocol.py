@@ -1,0 +1,100 @@
+"""pygls's protocol with the JSON-RPC answers it leaves out (DESIGN.md, Reliability).
+
+- A request whose params do not match the LSP types gets exactly one -32602 answer
+  (pygls only logs it), and the server keeps serving.
+- A request before `initialize` gets -32002; a second `initialize` gets -32600.
+- After `shutdown`, requests get -32600 (pygls drops them silently); `exit` still works.
+- Notifications before `initialize` are dropped, except `exit`.
+- Unknown requests get -32601 and unknown notifications are ignored (pygls does this).
+- didChange edits are applied with LSP's rules: a character past the end of its line
+  clamps to the line end (pygls clamps to one before it), lines end only at \n, \r\n
+  or \r, and a change for a document that was never opened is ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import attrs
+from cattrs import transform_error
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.json_rpc import RPCRequest
+from pygls.protocol.language_server import lsp_method
+
+from jpilot.lsp.positions import apply_change
+
+log = logging.getLogger(__name__)
+INVALID_REQUEST = -32600
+INVALID_PARAMS = -32602
+SERVER_NOT_INITIALIZED = -32002
+
+
+@attrs.define
+class BadRequest:
+    """A request whose params could not be read; answered with -32602."""
+
+    id: Any
+    method: str
+    problem: str
+    jsonrpc: str = "2.0"
+
+
+class JpilotProtocol(LanguageServerProtocol):
+    """LanguageServerProtocol plus the error answers listed in the module docstring."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initialize_seen = False
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        """Structure a message; turn a request with bad params into a BadRequest."""
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if not (isinstance(data, dict) and "id" in data and "method" in data):
+                raise  # a notification or response: pygls logs it and carries on
+            cause = exc.__cause__
+            try:
+                details = "; ".join(transform_error(cause)) if cause else str(exc)
+            except Exception:
+                details = str(cause or exc)
+            return BadRequest(data["id"], str(data["method"]), details[:500])
+
+    def handle_message(self, message: Any) -> None:
+        """Answer the cases pygls leaves unanswered, then let pygls handle the rest."""
+        if isinstance(message, BadRequest):
+            log.warning("invalid params for %s (id %s)", message.method, message.id)
+            self._error(message.id, INVALID_PARAMS, f"invalid params: {message.problem}")
+            return
+        method = getattr(message, "method", None)
+        if isinstance(message, RPCRequest) and method is not None:
+            if self._shutdown:
+                self._error(message.id, INVALID_REQUEST, "the server is shutting down")
+                return
+            if method == types.INITIALIZE:
+                if self.initialize_seen:
+                    self._error(message.id, INVALID_REQUEST, "initialize was already called")
+                    return
+                self.initialize_seen = True
+            elif not self.initialize_seen:
+                self._error(message.id, SERVER_NOT_INITIALIZED, "send initialize first")
+                return
+        elif method is not None and not self.initialize_seen and method != types.EXIT:
+            log.warning("dropped %s: it came before initialize", method)
+            return
+        super().handle_message(message)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:
+        """Apply edits with LSP's clamping rules (pygls mis-applies past-the-end ranges)."""
+        for change in params.content_changes:
+            apply_change(self.workspace, params.text_document, change)
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
+
+    def _error(self, msg_id: Any, code: int, text: str) -> None:
+        """Send one error response."""
+        self._send_response(msg_id, error=types.ResponseError(code=code, message=text))

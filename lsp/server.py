@@ -1,0 +1,223 @@
+"""The jpilot language server: one thin handler per LSP method, fanning out to plugins.
+
+Documents and positions come from pygls's workspace and position codec. Completions
+run the pipeline (jpilot.lsp.pipeline) on the engine's own worker thread; a newer
+request or an edit for the same document cancels the older request's generation, and
+a result is only returned if the document is still at the version it was computed on
+(otherwise -32801 ContentModified).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from lsprotocol import types
+from pygls.exceptions import (
+    FeatureNotificationError,
+    FeatureRequestError,
+    JsonRpcContentModified,
+)
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+from pygls.workspace import TextDocument
+
+from jpilot.lsp.adaptive import AdaptiveBudget
+from jpilot.lsp.model_host import ModelHost
+from jpilot.lsp.pipeline import Outcome, complete
+from jpilot.lsp.plugins import PluginHost, default_host
+from jpilot.lsp.positions import offset_at, position_at
+from jpilot.lsp.settings import Settings, parse_settings
+from jpilot.lsp.stats import Stats
+from jpilot.plugins.api import CompletionRequest, OpenDocument, word_before
+
+log = logging.getLogger(__name__)
+MODEL_WAIT_S = 30.0  # a completion waits this long for a model still loading
+POPUP_EVERY_S = 60.0  # the same kind of popup is shown at most this often
+
+
+class JpilotServer(LanguageServer):
+    """A LanguageServer holding settings, plugins, the model and in-flight requests."""
+
+    def __init__(self, host: PluginHost | None = None) -> None:
+        from jpilot.lsp.cli import package_version
+        from jpilot.lsp.protocol import JpilotProtocol
+
+        super().__init__("jpilot", package_version(), protocol_cls=JpilotProtocol)
+        self.settings = Settings()
+        self.host = host or default_host()
+        self.model = ModelHost()
+        self.adaptive = AdaptiveBudget()
+        self.stats = Stats()
+        self.inflight: dict[str, threading.Event] = {}  # uri -> newest request's cancel
+        self.exit_code: int | None = None
+        self._popups: dict[str, float] = {}
+        self._pending_errors: list[str] = []
+
+    # ---------------------------------------------------------------- settings
+    def apply_settings(self, data: Any, base: Settings | None = None) -> None:
+        """Parse settings over `base`, queue the problems for a popup, reload what changed."""
+        self.settings, errors = parse_settings(data, base)
+        self.host.set_enabled(self.settings.plugin_enabled())
+        self._pending_errors += errors
+        self.model.load(self.settings.model)
+
+    def flush_setting_errors(self) -> None:
+        """Show queued settings problems in one window/showMessage."""
+        if self._pending_errors:
+            text = "jpilot settings: " + "; ".join(self._pending_errors)
+            self._pending_errors = []
+            self.popup("settings", text, types.MessageType.Warning, force=True)
+
+    def popup(self, kind: str, text: str, level: types.MessageType, force: bool = False) -> None:
+        """Show a message, at most once a minute per kind unless forced; always log it."""
+        log.log(logging.ERROR if level == types.MessageType.Error else logging.WARNING, text)
+        now = time.monotonic()
+        if force or now - self._popups.get(kind, -1e9) >= POPUP_EVERY_S:
+            self._popups[kind] = now
+            self.window_show_message(types.ShowMessageParams(type=level, message=text))
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """Log pygls-level errors; popups (rate-limited) only for failing notifications."""
+        if source is FeatureRequestError:
+            return  # the request's own error response already says it
+        if source is not FeatureNotificationError:
+            log.warning("protocol error (e.g. a malformed message): %s", error)
+            return
+        self.popup("server-error", f"jpilot: internal error: {error}", types.MessageType.Error)
+
+    # ---------------------------------------------------------------- documents
+    def document(self, uri: str) -> TextDocument | None:
+        """Return an open document, or None; never reads a file from disk."""
+        return self.workspace.text_documents.get(unquote(uri))
+
+    def cancel_inflight(self, uri: str | None = None) -> None:
+        """Cancel the in-flight generation for one document, or for all."""
+        for key in [uri] if uri is not None else list(self.inflight):
+            event = self.inflight.pop(key, None) if key is not None else None
+            if event is not None:
+                event.set()
+
+    def snapshot(self, doc: TextDocument, position: types.Position) -> CompletionRequest:
+        """Freeze the buffer and cursor into a CompletionRequest."""
+        text = doc.source
+        single, max_tokens = self.adaptive.limits(self.settings.completion.max_tokens)
+        others = [
+            OpenDocument(d.uri, d.language_id or "", d.source, _path(d.uri))
+            for d in self.workspace.text_documents.values()
+            if d.uri != doc.uri
+        ]
+        roots = [p for p in (_path(f.uri) for f in self.workspace.folders.values()) if p]
+        if not roots and self.workspace.root_uri and (root := _path(self.workspace.root_uri)):
+            roots = [root]
+        return CompletionRequest(
+            uri=doc.uri,
+            language_id=doc.language_id or "",
+            text=text,
+            offset=offset_at(text, position, doc.position_codec),
+            version=doc.version,
+            settings=self.settings,
+            path=_path(doc.uri),
+            open_documents=others,
+            workspace_roots=roots,
+            single_line=single,
+            max_tokens=max_tokens,
+        )
+
+    # ---------------------------------------------------------------- completion
+    async def suggest(
+        self, uri: str, position: types.Position
+    ) -> tuple[CompletionRequest, Outcome] | None:
+        """Run the pipeline for a cursor; None when there is nothing to show."""
+        doc = self.document(uri)
+        if doc is None:
+            log.info("completion for a document that is not open; ignored")
+            return None
+        request = self.snapshot(doc, position)
+        self.cancel_inflight(uri)  # a newer request supersedes the older one
+        cancel = self.inflight[uri] = threading.Event()
+        t0 = time.monotonic()
+        try:
+            engine = await self.wait_for_model()
+            if engine is None or cancel.is_set():
+                return None
+            timeout = self.settings.completion.timeout_ms / 1000
+            job = engine.submit(complete, engine, self.host, request, cancel, t0 + timeout)
+            outcome: Outcome = await asyncio.wrap_future(job)
+        except asyncio.CancelledError:  # $/cancelRequest: stop the decode loop too
+            cancel.set()
+            self.stats.cancelled += 1
+            raise
+        finally:
+            if self.inflight.get(uri) is cancel:
+                del self.inflight[uri]
+        self.stats.record(outcome, cancel.is_set(), time.monotonic() - t0)
+        current = self.document(uri)
+        if current is not doc or current.version != request.version:
+            raise JsonRpcContentModified("the document changed while the suggestion was computed")
+        if cancel.is_set():
+            return None
+        if outcome.result is not None:  # the model ran: its latency counts for the budget
+            cfg = self.settings.completion
+            latency_ms = (time.monotonic() - t0) * 1000
+            self.adaptive.record(latency_ms, cfg.latency_budget_ms, cfg.max_tokens)
+        return (request, outcome) if outcome.suggestion is not None else None
+
+    async def wait_for_model(self) -> Any:
+        """Return the engine, waiting a bounded time for a load in progress; None if none."""
+        if self.model.state == "loading":
+            try:
+                # shield: a cancelled request must not cancel the load everyone waits on
+                ready = asyncio.shield(asyncio.wrap_future(self.model.ready))
+                await asyncio.wait_for(ready, MODEL_WAIT_S)
+            except (TimeoutError, asyncio.TimeoutError):
+                return None
+        if self.model.engine is None and self.model.error:
+            self.popup("model", self.model.error, types.MessageType.Error)
+        return self.model.engine
+
+    def ranges(
+        self, request: CompletionRequest, outcome: Outcome
+    ) -> tuple[types.Range, types.Range]:
+        """Return the inline range (the replaced text) and the completion-item range (from
+        the start of the word before the cursor), in the client's position encoding."""
+        doc = self.document(request.uri)
+        assert doc is not None and outcome.suggestion is not None
+        codec, text, s = doc.position_codec, request.text, outcome.suggestion
+        start = position_at(text, s.offset, codec)
+        end = position_at(text, s.offset + s.replace, codec)
+        word = position_at(text, s.offset - len(word_before(request.line_prefix)), codec)
+        return types.Range(start, end), types.Range(word, end)
+
+
+def _path(uri: str) -> Path | None:
+    """Return the local path of a file: URI, or None."""
+    if not uri.startswith("file:"):
+        return None
+    path = to_fs_path(uri)
+    return Path(path) if path else None
+
+
+def watch_parent(server: JpilotServer, pid: int | None, every_s: float = 1.0) -> None:
+    """End the process when the editor that started it dies (LSP processId)."""
+    if not pid or pid == os.getpid():
+        return
+
+    def watch() -> None:
+        while True:
+            time.sleep(every_s)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                log.warning("the editor (pid %d) is gone; exiting", pid)
+                os._exit(1)
+            except PermissionError:
+                pass  # alive, owned by someone else
+
+    threading.Thread(target=watch, name="jpilot-parent-watch", daemon=True).start()

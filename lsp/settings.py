@@ -1,0 +1,170 @@
+"""jpilot's settings: dataclasses with defaults, read from initializationOptions and
+workspace/configuration (section "jpilot").
+
+Keys are camelCase in JSON (`completion.maxTokens`) and snake_case here. An invalid value
+is reported (the caller shows it with window/showMessage) and its default is kept;
+unknown keys are reported too, so a typo never silently does nothing. docs/SERVER.md
+documents every setting; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ModelSettings:
+    path: str = ""  # bundle folder; "" = the embedded default model
+    device: str = "auto"  # "auto", "cpu" or "cuda"
+    threads: int = 0  # ONNX Runtime intra-op threads; 0 = one per core
+
+
+@dataclass
+class CompletionSettings:
+    max_tokens: int = 48  # most tokens generated for one suggestion
+    temperature: float = 0.0  # 0 = greedy (deterministic)
+    top_p: float = 0.95  # nucleus mass when temperature > 0
+    multiline: str = "auto"  # "auto" (where the context calls for it), "always", "never"
+    latency_budget_ms: int = 150  # above this p50, jpilot shortens suggestions (adaptive)
+    timeout_ms: int = 2000  # generation stops at this deadline and returns what it has
+
+
+@dataclass
+class ContextSettings:
+    max_tokens: int = 1024  # prompt budget (capped by the model's context size)
+    suffix_tokens: int = 64  # part of the budget for text after the cursor (FIM)
+    snippets: bool = True  # add snippets from other open documents of the same language
+    snippet_tokens: int = 192  # part of the budget for those snippets
+
+
+@dataclass
+class DebugSettings:
+    log_prompts: bool = False  # log prompt text (never on by default: it may hold code)
+
+
+@dataclass
+class PluginSettings:
+    enabled: bool = True
+
+
+@dataclass
+class Settings:
+    model: ModelSettings = field(default_factory=ModelSettings)
+    completion: CompletionSettings = field(default_factory=CompletionSettings)
+    context: ContextSettings = field(default_factory=ContextSettings)
+    debug: DebugSettings = field(default_factory=DebugSettings)
+    plugins: dict[str, PluginSettings] = field(default_factory=dict)
+
+    def plugin_enabled(self) -> dict[str, bool]:
+        """Return {plugin name: enabled} for the plugins named in the settings."""
+        return {name: p.enabled for name, p in self.plugins.items()}
+
+
+# key -> check returning an error text or None; keys are "section.field".
+_CHOICES = {
+    "model.device": ("auto", "cpu", "cuda"),
+    "completion.multiline": ("auto", "always", "never"),
+}
+_RANGES: dict[str, tuple[float, float]] = {
+    "model.threads": (0, 256),
+    "completion.max_tokens": (1, 512),
+    "completion.temperature": (0.0, 2.0),
+    "completion.top_p": (0.01, 1.0),
+    "completion.latency_budget_ms": (1, 60_000),
+    "completion.timeout_ms": (10, 600_000),
+    "context.max_tokens": (16, 1 << 20),
+    "context.suffix_tokens": (0, 1 << 20),
+    "context.snippet_tokens": (0, 1 << 20),
+}
+
+
+def snake(name: str) -> str:
+    """Turn camelCase into snake_case."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def camel(name: str) -> str:
+    """Turn snake_case into camelCase."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def parse_settings(data: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
+    """Read settings from a JSON object over `base`; return them and the problems found."""
+    settings = dataclasses.replace(base) if base is not None else Settings()
+    settings.plugins = dict(settings.plugins)
+    errors: list[str] = []
+    if data is None:
+        return settings, errors
+    if not isinstance(data, dict):
+        return settings, [f"settings must be an object, got {type(data).__name__}"]
+    if isinstance(data.get("jpilot"), dict):  # accept {"jpilot": {...}} too
+        data = data["jpilot"]
+    for section, value in data.items():
+        if section == "plugins":
+            _parse_plugins(value, settings, errors)
+            continue
+        current = getattr(settings, snake(section), None)
+        if not dataclasses.is_dataclass(current) or isinstance(current, type):
+            errors.append(f"unknown setting {section!r}")
+            continue
+        if not isinstance(value, dict):
+            errors.append(f"{section} must be an object, got {value!r}")
+            continue
+        setattr(settings, snake(section), _parse_section(snake(section), current, value, errors))
+    return settings, errors
+
+
+def _parse_section(section: str, current: Any, data: dict, errors: list[str]) -> Any:
+    """Return a copy of one section dataclass with the valid values from `data`."""
+    fields = {f.name: f for f in dataclasses.fields(current)}
+    updates: dict[str, Any] = {}
+    for key, value in data.items():
+        name = snake(key)
+        if name not in fields:
+            errors.append(f"unknown setting {section}.{key}")
+            continue
+        default = getattr(current, name)
+        problem = _check(f"{section}.{name}", value, default)
+        if problem:
+            errors.append(f"{section}.{camel(name)}: {problem}, got {value!r}; using {default!r}")
+        else:
+            updates[name] = float(value) if isinstance(default, float) else value
+    return dataclasses.replace(current, **updates)
+
+
+def _check(key: str, value: Any, default: Any) -> str | None:
+    """Return why `value` is invalid for `key`, or None."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "expected true or false"
+    if isinstance(default, int):
+        lo, hi = _RANGES.get(key, (-(1 << 62), 1 << 62))
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            return f"expected an integer from {int(lo)} to {int(hi)}"
+        return None
+    if isinstance(default, float):
+        lo, hi = _RANGES.get(key, (float("-inf"), float("inf")))
+        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+            return f"expected a number from {lo} to {hi}"
+        return None
+    if not isinstance(value, str):
+        return "expected a string"
+    choices = _CHOICES.get(key)
+    if choices and value not in choices:
+        return "expected one of " + ", ".join(repr(c) for c in choices)
+    return None
+
+
+def _parse_plugins(value: Any, settings: Settings, errors: list[str]) -> None:
+    """Read `plugins.<name>.enabled` flags."""
+    if not isinstance(value, dict):
+        errors.append(f"plugins must be an object, got {value!r}")
+        return
+    for name, conf in value.items():
+        if not isinstance(conf, dict) or not isinstance(conf.get("enabled", True), bool):
+            errors.append(f'plugins.{name}: expected {{"enabled": true|false}}, got {conf!r}')
+            continue
+        settings.plugins[name] = PluginSettings(enabled=conf.get("enabled", True))
