@@ -13,6 +13,7 @@ from typing import Any
 
 from lsprotocol import types
 
+from jpilot.lsp.features import register_features
 from jpilot.lsp.plugins import PluginHost
 from jpilot.lsp.server import JpilotServer, watch_parent
 
@@ -24,6 +25,7 @@ STARTED = time.monotonic()
 def build_server(host: PluginHost | None = None) -> JpilotServer:
     """Return a server with every jpilot handler registered."""
     server = JpilotServer(host)
+    diagnostics = register_features(server)  # hover, code actions, explain, diagnostics
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: JpilotServer, params: types.InitializeParams) -> None:
@@ -52,10 +54,12 @@ def build_server(host: PluginHost | None = None) -> JpilotServer:
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: JpilotServer, params: types.DidChangeTextDocumentParams) -> None:
         ls.cancel_inflight(params.text_document.uri)  # its answer would be stale
+        diagnostics.cancel(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: JpilotServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.cancel_inflight(params.text_document.uri)
+        diagnostics.clear(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(

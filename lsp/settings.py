@@ -46,6 +46,23 @@ class DebugSettings:
 
 
 @dataclass
+class DocsSettings:
+    summary: bool = True  # add a model-written one-line summary to hovers
+    timeout_ms: int = 1500  # bound on model work for one hover, docstring or explanation
+
+
+@dataclass
+class HintsSettings:
+    threshold: float = 3.5  # robust z-score a line needs to become a hint
+    min_bits: float = 4.0  # and the least surprise (bits) of its worst token
+    max_per_file: int = 5  # most hints published per document
+    severity: str = "hint"  # "hint" or "information"
+    max_file_kb: int = 256  # larger files get syntax checks only, no model scoring
+    debounce_ms: int = 500  # wait after open/save before scoring
+    timeout_ms: int = 3000  # bound on model work for a syntax-error fix or a quick fix
+
+
+@dataclass
 class PluginSettings:
     enabled: bool = True
 
@@ -56,6 +73,8 @@ class Settings:
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     context: ContextSettings = field(default_factory=ContextSettings)
     debug: DebugSettings = field(default_factory=DebugSettings)
+    docs: DocsSettings = field(default_factory=DocsSettings)
+    hints: HintsSettings = field(default_factory=HintsSettings)
     plugins: dict[str, PluginSettings] = field(default_factory=dict)
 
     def plugin_enabled(self) -> dict[str, bool]:
@@ -67,6 +86,7 @@ class Settings:
 _CHOICES = {
     "model.device": ("auto", "cpu", "cuda"),
     "completion.multiline": ("auto", "always", "never"),
+    "hints.severity": ("hint", "information"),
 }
 _RANGES: dict[str, tuple[float, float]] = {
     "model.threads": (0, 256),
@@ -78,6 +98,13 @@ _RANGES: dict[str, tuple[float, float]] = {
     "context.max_tokens": (16, 1 << 20),
     "context.suffix_tokens": (0, 1 << 20),
     "context.snippet_tokens": (0, 1 << 20),
+    "docs.timeout_ms": (10, 600_000),
+    "hints.threshold": (0.0, 1000.0),
+    "hints.min_bits": (0.0, 1000.0),
+    "hints.max_per_file": (0, 1000),
+    "hints.max_file_kb": (1, 1 << 20),
+    "hints.debounce_ms": (0, 60_000),
+    "hints.timeout_ms": (10, 600_000),
 }
 
 

@@ -17,8 +17,10 @@ import pluggy
 from lsprotocol import types
 
 from jpilot.plugins.api import PROJECT, CompletionRequest, GenerationPlan, Prompt, Suggestion
+from jpilot.plugins.features import Action, Edit, Finding
 
 if TYPE_CHECKING:
+    from jpilot.model.engine import Engine
     from jpilot.model.tokenizer import Tokenizer
 
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -97,4 +99,71 @@ def jpilot_status() -> dict[str, Any] | None:
 
     Args: none. Returns a dict of JSON-able facts, or None.
     Merge: dicts are merged under the plugin's name.
+    """
+
+
+# ------------------------------------------------------------- docs and debugging hints
+# These hooks get `engine` (None while no model is loaded: answer what needs no model)
+# and, where model work can be long, a `cancel` token to pass to the engine. They run
+# on the server's features thread, never on the event loop.
+
+
+@hookspec(firstresult=True)
+def jpilot_hover(request: CompletionRequest, engine: Engine | None) -> str | None:
+    """Return Markdown for a hover at `request.offset`.
+
+    Args: the request (the cursor is `offset`) and the engine or None.
+    Merge: first non-None answer wins; no answer means no hover.
+    """
+
+
+@hookspec
+def jpilot_code_actions(
+    request: CompletionRequest, start: int, end: int, diagnostics: list[types.Diagnostic]
+) -> list[Action] | None:
+    """Offer code actions for the selection text[start:end]; must be cheap (no model).
+
+    Args: the request, the selection offsets, and the client's diagnostics in range.
+    Returns Actions; one with `edits=None` is computed later by jpilot_resolve_action.
+    Merge: the lists of all plugins are concatenated, in call order.
+    """
+
+
+@hookspec(firstresult=True)
+def jpilot_resolve_action(
+    request: CompletionRequest, data: dict[str, Any], engine: Engine | None, cancel: Any
+) -> list[Edit] | None:
+    """Compute the edits of an action the user picked (codeAction/resolve).
+
+    Args: the request (a fresh snapshot at the action's document version), the action's
+    `data`, the engine, a cancel token. Returns the edits ([] for "nothing to change"),
+    or None if the action is not this plugin's.
+    Merge: first non-None answer wins.
+    """
+
+
+@hookspec
+def jpilot_diagnostics(
+    request: CompletionRequest, engine: Engine | None, cancel: Any
+) -> list[Finding] | None:
+    """Return diagnostics for the whole document (run on open and save, debounced).
+
+    Args: the request, the engine or None, a cancel token set by any edit.
+    Merge: the lists are concatenated, then sorted by `Finding.score`, highest first.
+    """
+
+
+@hookspec(firstresult=True)
+def jpilot_execute_command(
+    command: str,
+    request: CompletionRequest,
+    arguments: list[Any],
+    engine: Engine | None,
+    cancel: Any,
+) -> Any:
+    """Run a workspace/executeCommand command the server registered (jpilot.explainSelection).
+
+    Args: the command name, the request, the command's arguments as the server decoded
+    them, the engine, a cancel token. Returns JSON-able data, or None if not this plugin's.
+    Merge: first non-None answer wins.
     """

@@ -63,10 +63,10 @@ def symbol_at(text: str, line: int, column: int) -> Symbol | None:
         return None
     lines = text.splitlines()
     defs = definitions(tree)
-    for node in defs:
-        row, start, end = _name_span(lines, node)
+    for definition in defs:
+        row, start, end = _name_span(lines, definition)
         if row == line and start <= column <= end:
-            return _describe(node)
+            return _describe(definition)
     for node in ast.walk(tree):
         if isinstance(node, ast.Name | ast.Attribute) and node.end_col_offset is not None:
             name = node.id if isinstance(node, ast.Name) else node.attr

@@ -63,7 +63,7 @@ async def test_capabilities_advertise_inline_completion(client: LanguageClient):
         types.ExecuteCommandParams(command="jpilot.status")
     )
     assert result["model"]["state"] in ("loading", "ready")
-    assert result["plugins"]["loaded"] == ["completion", "context", "postprocess"]
+    assert result["plugins"]["loaded"] == ["completion", "context", "debug", "docs", "postprocess"]
 
 
 async def test_inline_completion_exact_text_and_range(client: LanguageClient, tiny_engine: Engine):
