@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from jpilot.model.errors import ModelError
-from jpilot.model.train.trainer import TrainConfig, train
+from jpilot.model.train.config import TrainConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +79,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Train per the parsed options; return the exit code."""
+    from jpilot.model.train.trainer import train  # torch: imported only to train
+
     cfg = config_from_args(args)
     summary = train(cfg, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     print(

@@ -19,7 +19,7 @@ import sys
 import time
 import types
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from transformers import GPTJConfig, GPTJForCausalLM
 
 from jpilot.model.errors import ModelError
+from jpilot.model.train.config import MAX_PARAMS, TrainConfig
 from jpilot.model.train.data import (
     IGNORE,
     Prepared,
@@ -39,43 +40,6 @@ from jpilot.model.train.data import (
 )
 from jpilot.model.train.state import has_run, load_run, save_run
 from jpilot.model.train.tokenizer import special_ids
-
-MAX_PARAMS = 60_000_000  # the shipped default must stay a small CPU model
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run; saved in training_summary.json."""
-
-    out: str  # output folder: data/, checkpoint/, state/, train_log.jsonl, bundle/
-    corpus: list[str] | None = None  # user folders/files; None = stdlib + permissive packages
-    data_dir: str | None = None  # tokenized-corpus cache (default OUT/data); share across runs
-    max_files: int | None = None  # cap on corpus files (toy runs)
-    minutes: float = 60.0  # wall-clock budget of the training loop
-    max_steps: int | None = None  # stop after this many steps and schedule by steps (tests)
-    layers: int = 6  # transformer blocks
-    d_model: int = 384  # hidden size
-    heads: int = 6  # attention heads; head_dim = d_model / heads
-    rotary_dim: int | None = None  # rotary dims per head; None = head_dim / 2
-    seq_len: int = 512  # training context in tokens
-    n_positions: int = 1024  # max positions the checkpoint supports at inference
-    vocab_size: int = 8192  # BPE vocabulary incl. the 5 special tokens
-    batch_size: int = 16  # windows per step (tokens per step = batch_size * seq_len)
-    lr: float = 2e-3  # peak learning rate
-    min_lr_ratio: float = 0.1  # final lr as a fraction of the peak
-    warmup: float = 0.03  # fraction of the budget spent warming up linearly
-    weight_decay: float = 0.1  # AdamW decay on matrices (not on norms and biases)
-    betas: tuple[float, float] = (0.9, 0.95)  # AdamW betas
-    grad_clip: float = 1.0  # max global gradient norm
-    fim_rate: float = 0.5  # fraction of windows turned into FIM examples
-    seed: int = 0  # seeds init, data sampling and validation windows
-    threads: int = 2  # torch intra-op threads
-    compile: bool = True  # torch.compile the loss (~1 min to compile, then ~2x faster on CPU)
-    val_windows: int = 32  # fixed validation windows (each of plain and FIM)
-    evals: int = 20  # validation runs over the budget (plus one at the end)
-    checkpoint_minutes: float = 10.0  # save a resumable checkpoint this often
-    export: bool = True  # export OUT/bundle with jpilot.model.export when available
-    extra: dict = field(default_factory=dict)  # free-form notes copied into the summary
 
 
 def build_model(cfg: TrainConfig, vocab: int) -> GPTJForCausalLM:
