@@ -9,17 +9,16 @@ from collections.abc import Sequence
 from jpilot.model import cli as model_cli
 
 
-def build_parser(with_model: bool = True) -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     """Build the top-level argument parser with every subcommand.
 
-    `jpilot serve` and `jpilot complete` leave out the `model` subcommands, whose argument
-    declarations import torch (seconds of startup a language server cannot afford).
+    Declaring arguments must stay cheap (no torch or transformers imports): `jpilot serve`
+    parses them too, and a language server has to start fast.
     """
     parser = argparse.ArgumentParser(prog="jpilot", description=__doc__)
     parser.add_argument("--version", action="version", version=f"jpilot {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    if with_model:
-        model_cli.add_parser(commands)
+    model_cli.add_parser(commands)
     from jpilot.lsp import commands as lsp_commands
 
     lsp_commands.add_parsers(commands)
@@ -38,9 +37,7 @@ def package_version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    fast = bool(argv) and argv[0] in ("serve", "complete")
-    args = build_parser(with_model=not fast).parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
