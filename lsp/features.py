@@ -25,7 +25,7 @@ from jpilot.plugins.api import CompletionRequest
 from jpilot.plugins.features import Edit, Finding
 
 log = logging.getLogger(__name__)
-EXPLAIN_COMMAND = "jpilot.explainSelection"
+EXPLAIN_COMMAND = "jpilot.explain"
 _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jpilot-features")
 
 

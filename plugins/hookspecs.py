@@ -161,7 +161,7 @@ def jpilot_execute_command(
     engine: Engine | None,
     cancel: Any,
 ) -> Any:
-    """Run a workspace/executeCommand command the server registered (jpilot.explainSelection).
+    """Run a workspace/executeCommand command the server registered (jpilot.explain).
 
     Args: the command name, the request, the command's arguments as the server decoded
     them, the engine, a cancel token. Returns JSON-able data, or None if not this plugin's.

@@ -98,8 +98,8 @@ def jpilot_resolve_action(
 def jpilot_execute_command(
     command: str, request: CompletionRequest, arguments: list, engine: Any, cancel: Any
 ) -> dict | None:
-    """`jpilot.explainSelection` [uri, range]: return the explanation as text."""
-    if command != "jpilot.explainSelection" or engine is None:
+    """`jpilot.explain` [uri, range]: return the explanation as text."""
+    if command != "jpilot.explain" or engine is None:
         return None
     first, last = int(arguments[0]), int(arguments[1])
     seconds = request.settings.docs.timeout_ms / 1000

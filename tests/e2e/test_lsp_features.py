@@ -155,7 +155,7 @@ async def test_explain_command_returns_the_models_comment(
     await ready(client)
     selection = {"start": {"line": 3, "character": 0}, "end": {"line": 5, "character": 0}}
     result = await client.workspace_execute_command_async(
-        types.ExecuteCommandParams(command="jpilot.explainSelection", arguments=[uri, selection])
+        types.ExecuteCommandParams(command="jpilot.explain", arguments=[uri, selection])
     )
     want = generate.explain(tiny_engine, SOURCE, 3, 4)
     assert result["line"] == 3
