@@ -151,7 +151,7 @@ def test_broken_plugin_is_blocked_and_the_rest_load(gated: tuple[RawClient, Path
     client, gate = gated
     plugins = client.status()["plugins"]
     assert "broken" in plugins["failed"] and "ModuleNotFoundError" in plugins["failed"]["broken"]
-    assert plugins["loaded"] == ["completion", "context", "gate", "postprocess"]
+    assert plugins["loaded"] == ["completion", "context", "debug", "docs", "gate", "postprocess"]
 
 
 def _wait_until_model_ready(client: RawClient) -> None:
