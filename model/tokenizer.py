@@ -60,6 +60,18 @@ class Tokenizer:
         """Return the ids of all added special tokens (eos, FIM markers, padding...)."""
         return {i for i, t in self._tok.get_added_tokens_decoder().items() if t.special}
 
+    def infill_prompt(self, prefix: str, suffix: str, budget: int) -> list[int]:
+        """Prompt for the text between prefix and suffix in at most `budget` tokens.
+
+        With FIM tokens: PSM with up to a quarter of the budget for the start of the
+        suffix and the rest for the end of the prefix; without: the end of the prefix.
+        """
+        prefix_ids = self.encode(prefix)
+        if self.fim is None:
+            return prefix_ids[-budget:]
+        suffix_ids = self.encode(suffix)[: budget // 4]
+        return self.fim_prompt(prefix_ids[-(budget - len(suffix_ids) - 3) :], suffix_ids)
+
     def fim_prompt(self, prefix_ids: list[int], suffix_ids: list[int]) -> list[int]:
         """Build a PSM fill-in-the-middle prompt from already-encoded prefix and suffix."""
         if self.fim is None:

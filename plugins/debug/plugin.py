@@ -37,14 +37,7 @@ def line_bounds(text: str, line: int) -> tuple[int, int, int]:
 def regenerate_line(engine: Any, text: str, line: int, seconds: float, cancel=None) -> Edit | None:
     """Ask the model for a line's code given everything around it (FIM); None if no change."""
     _start, code, end = line_bounds(text, line)
-    tok = engine.tokenizer
-    budget = engine.n_positions - 72
-    prefix = tok.encode(text[:code])
-    if tok.fim is not None:
-        suffix = tok.encode(text[end:])[: budget // 4]
-        prompt = tok.fim_prompt(prefix[-(budget - len(suffix)) :], suffix)
-    else:
-        prompt = prefix[-budget:]
+    prompt = engine.tokenizer.infill_prompt(text[:code], text[end:], engine.n_positions - 64)
     config = GenerationConfig(max_new_tokens=64, stop=["\n"], deadline=time.monotonic() + seconds)
     new = engine.generate(prompt, config, cancel=cancel).text.rstrip()
     if not new.strip() or new == text[code:end].rstrip():

@@ -32,14 +32,8 @@ def _complete(
     engine: Engine, prefix: str, suffix: str, config: GenerationConfig, cancel=None
 ) -> str:
     """Generate the middle between prefix and suffix (FIM when the bundle has it)."""
-    tok = engine.tokenizer
-    budget = engine.n_positions - config.max_new_tokens - 8
-    prefix_ids = tok.encode(prefix)
-    if tok.fim is not None:
-        suffix_ids = tok.encode(suffix)[: budget // 4]
-        prompt = tok.fim_prompt(prefix_ids[-(budget - len(suffix_ids)) :], suffix_ids)
-    else:
-        prompt = prefix_ids[-budget:]
+    budget = engine.n_positions - config.max_new_tokens
+    prompt = engine.tokenizer.infill_prompt(prefix, suffix, budget)
     return engine.generate(prompt, config, cancel=cancel).text
 
 

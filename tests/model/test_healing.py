@@ -59,3 +59,14 @@ def test_generation_regenerates_the_healed_bytes(engine: Engine) -> None:
     first = engine.healer.token_bytes[result.tokens[0]]
     assert first is not None and (first.startswith(dropped) or dropped.startswith(first))
     np.testing.assert_equal(len(result.tokens), 12)
+
+
+def test_infill_prompt_budgets_prefix_and_suffix(engine: Engine) -> None:
+    tok = engine.tokenizer
+    prefix, suffix = "def f(x):\n" * 30, "    return x\n" * 30
+    ids = tok.infill_prompt(prefix, suffix, 64)
+    assert len(ids) <= 64 and tok.fim is not None
+    assert ids[0] == tok.fim.prefix and ids[-1] == tok.fim.middle
+    cut = ids.index(tok.fim.suffix)
+    assert ids[1:cut] == tok.encode(prefix)[-(cut - 1) :]  # the end of the prefix
+    assert ids[cut + 1 : -1] == tok.encode(suffix)[:16]  # a quarter: the start of the suffix

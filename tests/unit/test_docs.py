@@ -54,8 +54,8 @@ class Result:
 class FakeTokenizer:
     fim = None
 
-    def encode(self, text: str) -> list[int]:
-        return [ord(c) for c in text]
+    def infill_prompt(self, prefix: str, suffix: str, budget: int) -> list[int]:
+        return [ord(c) for c in prefix][-budget:]
 
 
 @dataclass
