@@ -69,6 +69,7 @@ def complete(
         stop=plan.stop,
         deadline=deadline,
         seed=0,
+        heal=prompt.heal,
     )
     result = engine.generate(prompt.ids, config, cancel=cancel)
     stats = {

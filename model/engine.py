@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -269,10 +268,10 @@ class Engine:
             accepted,
         )
 
-    @functools.cached_property
+    @property
     def healer(self) -> Healer:
-        """Return the token-healing index of this bundle's vocabulary (built on first use)."""
-        return Healer(self.tokenizer)
+        """Return the token-healing index of this bundle's vocabulary."""
+        return self.tokenizer.healer
 
     def _constrain(self, logits: np.ndarray, remaining: bytes) -> np.ndarray:
         """Mask logits to tokens consistent with the bytes healing still has to produce."""

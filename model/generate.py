@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         top_p=args.top_p,
         stop=args.stop,
     )
-    result = engine.generate(engine.tokenizer.encode(prompt), config, on_token=stream)
+    ids, config.heal = engine.healer.split(engine.tokenizer.encode(prompt))
+    result = engine.generate(ids, config, on_token=stream)
     sys.stdout.write(result.text[shown:] + "\n")
     if args.stats:
         rate = len(result.tokens) / max(result.timings["decode"], 1e-9)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 from tokenizers import Tokenizer as HFTokenizer
 
 from jpilot.model.errors import ModelError
+from jpilot.model.healing import Healer
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,11 @@ class Tokenizer:
     def encode(self, text: str) -> list[int]:
         """Encode text to token ids, without adding special tokens."""
         return self._tok.encode(text, add_special_tokens=False).ids
+
+    @functools.cached_property
+    def healer(self) -> Healer:
+        """Return the token-healing index of this vocabulary (built on first use)."""
+        return Healer(self)
 
     def encode_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         """Encode text; also return each token's (start, end) character offsets in it."""

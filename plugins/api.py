@@ -82,6 +82,8 @@ class Prompt:
     window_start: int = 0  # offset in the buffer where the prefix window starts
     scrubbed: int = 0  # secrets replaced
     debug_text: str = ""  # the prompt as text, kept only when debug.logPrompts is on
+    heal: bytes = b""  # token healing: the prefix's last token, dropped from `ids`; the
+    # completion must start with these bytes (see jpilot.model.healing)
 
 
 @dataclass

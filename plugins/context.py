@@ -70,6 +70,7 @@ def build_prompt(request: CompletionRequest, tokenizer: Tokenizer, budget: int) 
     prefix_budget = max(1, budget - len(suffix_ids) - len(snippet_ids))
     start, prefix_ids, n = prefix_window(request, tokenizer, prefix_budget)
     scrubbed += n
+    prefix_ids, heal = tokenizer.healer.split(prefix_ids)  # let the completion start mid-token
     if fim is not None:
         ids = [fim.prefix, *snippet_ids, *prefix_ids, fim.suffix, *suffix_ids, fim.middle]
     else:
@@ -81,7 +82,7 @@ def build_prompt(request: CompletionRequest, tokenizer: Tokenizer, budget: int) 
         debug = tokenizer.decode(ids)
     return Prompt(
         ids, fim is not None, len(prefix_ids), len(suffix_ids), len(snippet_ids), start,
-        scrubbed, debug,
+        scrubbed, debug, heal,
     )  # fmt: skip
 
 

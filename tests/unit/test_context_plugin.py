@@ -33,7 +33,10 @@ def test_fim_layout_prefix_then_suffix(tok: Tokenizer):
     assert fim is not None and prompt.fim
     assert prompt.ids[0] == fim.prefix and prompt.ids[-1] == fim.middle
     split = prompt.ids.index(fim.suffix)
-    assert tok.decode(prompt.ids[1:split]) == "def f(x):\n    ret"
+    # token healing moved the prefix's last token out of the ids and into `heal`
+    assert prompt.heal and tok.decode(prompt.ids[1:split]) + prompt.heal.decode() == (
+        "def f(x):\n    ret"
+    )
     assert tok.decode(prompt.ids[split + 1 : -1]) == "urn x\n"
 
 
@@ -43,7 +46,7 @@ def test_budget_is_respected_and_the_end_of_the_prefix_kept(tok: Tokenizer):
     assert len(prompt.ids) <= 120
     fim = tok.fim
     assert fim is not None
-    body = tok.decode(prompt.ids[1 : prompt.ids.index(fim.suffix)])
+    body = tok.decode(prompt.ids[1 : prompt.ids.index(fim.suffix)]) + prompt.heal.decode()
     assert text.endswith(body) and body.endswith("value_399 = compute(399)\n")
     assert prompt.window_start > 0 and text[prompt.window_start - 1] == "\n"
 
