@@ -31,6 +31,9 @@ class Outcome:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
+DRAFT_TOKENS = 6  # prompt-lookup guesses verified per forward pass
+
+
 def budget_for(engine: Engine, request: CompletionRequest, plan: GenerationPlan) -> int:
     """Return the prompt token budget: the setting, capped by the model's context."""
     room = engine.bundle.manifest.n_positions - plan.max_tokens - 1
@@ -70,6 +73,8 @@ def complete(
         deadline=deadline,
         seed=0,
         heal=prompt.heal,
+        # Prompt-lookup drafts pay off on multi-line suggestions (bench/completion.py).
+        draft_tokens=DRAFT_TOKENS if plan.multiline else 0,
     )
     result = engine.generate(prompt.ids, config, cancel=cancel)
     stats = {

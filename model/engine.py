@@ -5,8 +5,10 @@
   tokens after its longest cached prefix.
 - Decoding is greedy or temperature/top-p; it stops on eos, stop strings, max tokens,
   a deadline, a cancel token checked at every step, or a per-token callback.
-- Greedy decoding verifies prompt-lookup drafts: guessed tokens the model agrees with
-  cost no forward pass of their own, and the output is unchanged.
+- Greedy decoding can verify prompt-lookup drafts (`draft_tokens`): guessed tokens the
+  model agrees with cost no forward pass of their own. With fp32 weights the output is
+  the plain greedy output; int8 bundles quantize activations per forward pass, so a
+  near-tie can go the other way when several tokens share a pass.
 - Token healing (`GenerationConfig.heal`) lets a completion start mid-token.
 - All inference runs on one dedicated worker thread (`submit`), never the caller's pool.
 """
@@ -60,7 +62,7 @@ class GenerationConfig:
     stop: Sequence[str] = ()  # stop strings; the text is cut before the first one
     deadline: float | None = None  # time.monotonic() after which generation stops
     seed: int | None = None  # sampling seed, for reproducible non-greedy output
-    draft_tokens: int = 6  # prompt-lookup guesses verified per pass (greedy only; 0 = off)
+    draft_tokens: int = 0  # prompt-lookup guesses verified per pass (greedy only; 0 = off)
     heal: bytes = b""  # bytes the output must start with (token healing; see healing.py);
     # the caller removed them from the prompt, and they are not part of the result's text
 
@@ -195,7 +197,7 @@ class Engine:
         With greedy decoding, the loop also verifies prompt-lookup drafts (see
         `lookup_draft`): the sampled token and a guessed continuation are fed in one
         forward pass, and every guessed token the model agrees with costs no pass of its
-        own. The output is exactly the plain greedy output.
+        own (see the module docstring for how exact this is).
         """
         t0 = time.monotonic()
         prompt = prompt[-max(1, self.n_positions - cfg.max_new_tokens) :]  # keep the end

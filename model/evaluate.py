@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suffix-tokens", type=int, default=128, help="FIM suffix tokens")
     parser.add_argument("--no-fim", action="store_true", help="prompt with the prefix only")
     parser.add_argument("--no-heal", action="store_true", help="turn token healing off")
-    parser.add_argument("--draft-tokens", type=int, default=6, help="prompt-lookup draft size")
+    parser.add_argument("--draft-tokens", type=int, default=0, help="prompt-lookup draft size")
     parser.set_defaults(max_tokens=64, stop=["\n"])
     parser.add_argument("--bpt-files", type=int, default=40, help="files for bits per token")
     parser.add_argument("--samples", type=int, default=10, help="random samples to print")
