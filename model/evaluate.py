@@ -115,14 +115,14 @@ def copy_baseline(case: Case) -> str:
 def predict(engine: Engine, case: Case, args: argparse.Namespace) -> str:
     """Complete one case with the model, greedy, up to the end of the line."""
     tok = engine.tokenizer
-    prefix, heal = engine.healer.split(tok.encode(case.prefix)[-args.context :])
-    if args.no_heal:
-        prefix, heal = tok.encode(case.prefix)[-args.context :], b""
-    if tok.fim is not None and not args.no_fim:
-        suffix = tok.encode(case.suffix)[: args.suffix_tokens]
-        prompt = tok.fim_prompt(prefix, suffix)
-    else:
-        prompt = prefix
+    budget = min(args.context, engine.n_positions - args.max_tokens)  # what the model saw
+    use_fim = tok.fim is not None and not args.no_fim
+    suffix = tok.encode(case.suffix)[: min(args.suffix_tokens, budget // 4)] if use_fim else []
+    prefix = tok.encode(case.prefix)[-(budget - len(suffix) - 3) :]
+    heal = b""
+    if not args.no_heal:
+        prefix, heal = engine.healer.split(prefix)
+    prompt = tok.fim_prompt(prefix, suffix) if use_fim else prefix
     config = GenerationConfig(
         max_new_tokens=args.max_tokens, stop=args.stop, heal=heal, draft_tokens=args.draft_tokens
     )

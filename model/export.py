@@ -54,12 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="dynamic int8 weight quantization for CPU serving",
     )
+    parser.add_argument("--no-fim", action="store_true",
+                        help="declare no FIM tokens: serve prefix-only prompts")  # fmt: skip
     parser.add_argument("--force", action="store_true", help="replace an existing DST")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the export from parsed arguments."""
-    export_bundle(args.src, args.dst, args.dtype, args.quantize, force=args.force)
+    export_bundle(args.src, args.dst, args.dtype, args.quantize, args.force, fim=not args.no_fim)
     return 0
 
 
@@ -91,6 +93,7 @@ def export_bundle(
     dtype: str = "fp32",
     quantize: str | None = None,
     force: bool = False,
+    fim: bool = True,
 ) -> Path:
     """Export a GPT-J checkpoint folder to a validated bundle at `dst`; return its path."""
     src, dst = Path(src), Path(dst)
@@ -113,6 +116,8 @@ def export_bundle(
         tokenizer = _write_tokenizer(src, out / TOKENIZER_FILE)
         _step(4, total, "writing jpilot.json and MODEL_CARD.md")
         manifest = _manifest(src, out, config, tokenizer, "int8" if quantize else dtype)
+        if not fim:  # the tokenizer may have FIM tokens the model never learned to use
+            manifest.fim = None
         write_manifest(out, manifest)
         _write_card(out, manifest)
         _step(5, total, "validating the bundle")

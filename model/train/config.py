@@ -22,7 +22,8 @@ class TrainConfig:
     heads: int = 6  # attention heads; head_dim = d_model / heads
     rotary_dim: int | None = None  # rotary dims per head; None = head_dim / 2
     seq_len: int = 512  # training context in tokens
-    n_positions: int = 1024  # max positions the checkpoint supports at inference
+    n_positions: int | None = None  # context the bundle declares; None = seq_len. GPT-J's
+    # rotary positions do not extrapolate: a context longer than training gives garbage
     vocab_size: int = 8192  # BPE vocabulary incl. the 5 special tokens
     batch_size: int = 16  # windows per step (tokens per step = batch_size * seq_len)
     lr: float = 2e-3  # peak learning rate

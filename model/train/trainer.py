@@ -52,7 +52,7 @@ def build_model(cfg: TrainConfig, vocab: int) -> GPTJForCausalLM:
         raise ModelError(f"rotary_dim {rotary} must be even and <= head_dim {head_dim}")
     config = GPTJConfig(
         vocab_size=vocab,
-        n_positions=max(cfg.n_positions, cfg.seq_len),
+        n_positions=cfg.n_positions or cfg.seq_len,
         n_embd=cfg.d_model,
         n_layer=cfg.layers,
         n_head=cfg.heads,
