@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jpilot.lsp.transport import read_message
+
 SERVER = [sys.executable, "-m", "jpilot.lsp.cli", "serve", "--log-level", "INFO"]
 
 
@@ -56,17 +58,7 @@ class Client:
         """Read framed messages; answer server requests with null; record responses."""
         out = self.proc.stdout
         assert out is not None
-        while True:
-            length = 0
-            while True:
-                line = out.readline()
-                if not line:
-                    return
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-                if line in (b"\r\n", b"\n"):
-                    break
-            message = json.loads(out.read(length))
+        while (message := read_message(out)) is not None:
             now = time.monotonic()
             if "method" in message:
                 if "id" in message:

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jpilot.lsp.transport import read_message
+
 SERVER = [sys.executable, "-m", "jpilot.lsp.cli", "serve", "--log-level", "WARNING"]
 
 
@@ -42,18 +44,8 @@ class RawClient:
         """Parse framed messages from the server's stdout into the inbox."""
         out = self.proc.stdout
         assert out is not None
-        while True:
-            length = None
-            while True:
-                line = out.readline()
-                if not line:
-                    return
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-                if line in (b"\r\n", b"\n"):
-                    break
-            assert length is not None
-            self.inbox.put(json.loads(out.read(length)))
+        while (message := read_message(out)) is not None:
+            self.inbox.put(message)
 
     def _drain_stderr(self) -> None:
         """Keep the server's stderr from filling its pipe."""
