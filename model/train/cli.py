@@ -23,6 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="your own folders/files of Python code (default: stdlib + permissive site-packages)",
     )  # fmt: skip
     parser.add_argument("--data-dir", help="tokenized-corpus cache to share (default OUT/data)")
+    parser.add_argument(
+        "--init-from", metavar="BUNDLE",
+        help="start from this bundle's weights and tokenizer (its sizes replace the size options)",
+    )  # fmt: skip
     parser.add_argument("--minutes", type=float, default=d.minutes, help="training time budget")
     parser.add_argument("--max-steps", type=int, help="stop after N steps (schedule by steps)")
     parser.add_argument("--max-files", type=int, help="cap the number of corpus files")
@@ -58,6 +62,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         corpus=args.corpus,
         data_dir=args.data_dir,
         max_files=args.max_files,
+        init_from=args.init_from,
         minutes=args.minutes,
         max_steps=args.max_steps,
         layers=args.layers,

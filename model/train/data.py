@@ -54,9 +54,11 @@ class Prepared:
     meta: dict  # corpus manifest, tokenizer stats, fingerprint
 
 
-def fingerprint(corpus_paths: Iterable[str] | None, max_files: int | None, vocab: int) -> str:
+def fingerprint(
+    corpus_paths: Iterable[str] | None, max_files: int | None, vocab: int, tokenizer: str = ""
+) -> str:
     """Return a short hash of the options that determine the cached data."""
-    key = json.dumps([sorted(corpus_paths or []), max_files, vocab, 2])
+    key = json.dumps([sorted(corpus_paths or []), max_files, vocab, 2, tokenizer])
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -66,10 +68,15 @@ def prepare_data(
     vocab_size: int,
     max_files: int | None = None,
     log=print,
+    tokenizer_json: Path | None = None,
 ) -> Prepared:
-    """Build (or load from `data_dir`) the tokenizer and the tokenized train/val streams."""
+    """Build (or load from `data_dir`) the tokenizer and the tokenized train/val streams.
+
+    With `tokenizer_json` that tokenizer is used as it is instead of training one.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
-    fp = fingerprint(corpus_paths, max_files, vocab_size)
+    given = hashlib.sha256(tokenizer_json.read_bytes()).hexdigest() if tokenizer_json else ""
+    fp = fingerprint(corpus_paths, max_files, vocab_size, given)
     meta_path = data_dir / "meta.json"
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("fingerprint") == fp:
         return _load(data_dir, json.loads(meta_path.read_text()))
@@ -85,9 +92,14 @@ def prepare_data(
     if not val_docs:  # tiny corpora: hold out the last file so validation is never empty
         train_docs[-1].split = "val"
         val_docs, train_docs = [train_docs[-1]], train_docs[:-1] or train_docs
-    log(f"corpus: {len(train_docs)} train / {len(val_docs)} val files; training tokenizer ...")
-    texts = [d.text for d in train_docs]
-    tokenizer = train_tokenizer(sample_texts(texts, TOKENIZER_SAMPLE_BYTES), vocab_size)
+    log(f"corpus: {len(train_docs)} train / {len(val_docs)} val files")
+    if tokenizer_json:
+        tokenizer = load_tokenizer(tokenizer_json)
+        special_ids(tokenizer)  # a how-to-fix error if it lacks eot or the FIM markers
+    else:
+        log("training tokenizer ...")
+        texts = [d.text for d in train_docs]
+        tokenizer = train_tokenizer(sample_texts(texts, TOKENIZER_SAMPLE_BYTES), vocab_size)
     check_round_trip(tokenizer, [d.text for d in val_docs[:200]])
     log("tokenizing ...")
     dtype = np.uint16 if tokenizer.get_vocab_size() <= 65536 else np.int32

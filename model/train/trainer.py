@@ -40,6 +40,7 @@ from jpilot.model.train.data import (
 )
 from jpilot.model.train.state import has_run, load_run, save_run
 from jpilot.model.train.tokenizer import special_ids
+from jpilot.model.train.warmstart import model_from_bundle
 
 
 def build_model(cfg: TrainConfig, vocab: int) -> GPTJForCausalLM:
@@ -181,17 +182,29 @@ def train(cfg: TrainConfig, log=print) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     data_dir = Path(cfg.data_dir) if cfg.data_dir else out / "data"
-    data: Prepared = prepare_data(data_dir, cfg.corpus, cfg.vocab_size, cfg.max_files, log=log)
+    init = None
+    if cfg.init_from and not has_run(out):
+        init = model_from_bundle(Path(cfg.init_from))
+        _sizes_from(init.config, cfg)
+        log(f"starting from the weights of {cfg.init_from} ({cfg.layers}x{cfg.d_model})")
+    given_tokenizer = Path(cfg.init_from) / "tokenizer.json" if cfg.init_from else None
+    data: Prepared = prepare_data(
+        data_dir, cfg.corpus, cfg.vocab_size, cfg.max_files, log=log,
+        tokenizer_json=given_tokenizer,
+    )  # fmt: skip
     tokenizer_json = data_dir / "tokenizer.json"
     vocab = data.tokenizer.get_vocab_size()
     vocab = (vocab + 63) // 64 * 64  # pad the head for fast matmuls
     factory = make_optimizer(cfg)
     if has_run(out):
         model, optimizer, progress = load_run(out, factory)
+        if cfg.init_from:
+            _sizes_from(model.config, cfg)
         _check_same_model(model.config, cfg, vocab)
         log(f"resuming {out} at step {progress['step']} ({progress['elapsed'] / 60:.1f} min)")
     else:
-        model = build_model(cfg, vocab)
+        model = init or build_model(cfg, vocab)
+        _check_same_model(model.config, cfg, vocab)
         optimizer = factory(model)
         progress = {"step": 0, "elapsed": 0.0, "tokens": 0}
     use_sdpa(model)
@@ -285,6 +298,13 @@ def _describe(record: dict) -> str:
         f"fim {record['val_loss_fim']:.3f} "
         f"({record['step_s']:.2f} s/step, eval {record['eval_s']}s)"
     )
+
+
+def _sizes_from(config: GPTJConfig, cfg: TrainConfig) -> None:
+    """Take the model sizes of `--init-from`'s bundle into `cfg`."""
+    cfg.layers, cfg.d_model, cfg.heads = config.n_layer, config.n_embd, config.n_head
+    cfg.rotary_dim, cfg.n_positions = config.rotary_dim, config.n_positions
+    cfg.vocab_size = config.vocab_size
 
 
 def _check_same_model(config: GPTJConfig, cfg: TrainConfig, vocab: int) -> None:

@@ -26,6 +26,7 @@ from jpilot.model.train.tokenizer import (  # noqa: E402
     special_ids,
     train_tokenizer,
 )
+from jpilot.model.train.warmstart import model_from_bundle  # noqa: E402
 
 SAMPLE = (
     'import os\r\n\r\nclass Greeter:\r\n    """Say hello — ünïcödé 😀."""\r\n\r\n'
@@ -126,15 +127,51 @@ def test_fim_layout(tokenizer) -> None:
     assert (inputs == again[0]).all() and (targets == again[1]).all()
 
 
-def _args(out: Path, corpus: Path, steps: int) -> argparse.Namespace:
+def _args(out: Path, corpus: Path, steps: int, *extra: str) -> argparse.Namespace:
     """Parse toy-run options through the real argument parser."""
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
     return parser.parse_args(
         ["--out", str(out), "--corpus", str(corpus), "--max-steps", str(steps), "--layers", "2",
          "--d-model", "64", "--heads", "2", "--seq-len", "64", "--vocab-size", "512",
-         "--batch-size", "4", "--no-export", "--no-compile", "--seed", "1"]
+         "--batch-size", "4", "--no-export", "--no-compile", "--seed", "1", *extra]
     )  # fmt: skip
+
+
+def test_weights_come_back_from_an_fp32_bundle(tiny_checkpoint: Path, tiny_bundle: Path) -> None:
+    original = GPTJForCausalLM.from_pretrained(tiny_checkpoint).state_dict()
+    rebuilt = model_from_bundle(tiny_bundle).state_dict()
+    weights = [k for k in original if k.endswith((".weight", ".bias")) and ".attn.bias" not in k]
+    assert len(weights) == 2 * 10 + 5  # per block: ln_1, q, k, v, out, fc_in, fc_out (+ biases)
+    for k in weights:
+        torch.testing.assert_close(rebuilt[k], original[k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_weights_come_back_dequantized_from_an_int8_bundle(
+    tiny_checkpoint: Path, tiny_bundle_int8: Path
+) -> None:
+    original = GPTJForCausalLM.from_pretrained(tiny_checkpoint).state_dict()
+    rebuilt = model_from_bundle(tiny_bundle_int8).state_dict()
+    for k in ("transformer.h.1.attn.k_proj.weight", "transformer.h.0.mlp.fc_out.weight",
+              "lm_head.weight"):  # fmt: skip
+        step = original[k].abs().amax(dim=1, keepdim=True) / 127  # per output row, symmetric
+        assert ((rebuilt[k] - original[k]).abs() <= step).all(), k
+        assert not torch.equal(rebuilt[k], original[k])  # it really went through int8
+
+
+def test_init_from_a_bundle_keeps_its_weights_and_tokenizer(
+    tmp_path: Path, user_corpus: Path, tiny_bundle: Path
+) -> None:
+    out = tmp_path / "run"
+    assert cli.run(_args(out, user_corpus, 1, "--init-from", str(tiny_bundle), "--lr", "0")) == 0
+    trained = GPTJForCausalLM.from_pretrained(out / "checkpoint")
+    assert trained.config.n_embd == 64 and trained.config.n_layer == 2  # the bundle's sizes
+    assert (out / "checkpoint" / "tokenizer.json").read_bytes() == (
+        tiny_bundle / "tokenizer.json"
+    ).read_bytes()
+    start = model_from_bundle(tiny_bundle).state_dict()
+    for k, v in trained.state_dict().items():  # lr 0: one step leaves every weight as it was
+        torch.testing.assert_close(v, start[k], msg=k)
 
 
 @pytest.mark.slow
