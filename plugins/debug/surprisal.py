@@ -4,18 +4,28 @@
 model finds surprising are disproportionately buggy. Each token gets a surprisal, the
 bits by which the model preferred its own top choice over the token that is there
 (log p(top) - log p(actual), so tokens the model is merely unsure about, such as fresh
-identifiers, cost little). A line's score is its worst token's, compared with the rest
-of the file as a robust z-score (median and MAD); lines above the threshold become hints.
+identifiers, cost little).
+
+Each token is compared with the file's other tokens of the same kind (name, attribute,
+keyword, operator, number) as a robust z-score (median and MAD): a number or an operator
+is judged against numbers and operators, which the model predicts far better than names.
+Strings and comments are prose, whose surprise says nothing about bugs, so they are left
+out. A line's score is its worst token's z; lines above the threshold become hints.
 """
 
 from __future__ import annotations
 
+import io
+import keyword
 import math
+import tokenize
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
 
 LOG2 = math.log(2)
+MIN_SPREAD_BITS = 1.0  # floor of a kind's spread, so a kind that never surprises stays sane
 
 
 @dataclass
@@ -27,6 +37,7 @@ class TokenScore:
     line: int  # 0-based line the token belongs to
     gap_bits: float  # log2 p(model's top choice) - log2 p(actual token), >= 0
     expected: str  # the model's top choice, decoded
+    kind: str = "code"  # name, attr, keyword, op, number, prose or code (see code_kinds)
 
 
 @dataclass
@@ -36,7 +47,7 @@ class Hint:
     line: int  # 0-based line number
     start: int  # character offset (into the document) where the worst span starts
     end: int  # character offset where it ends
-    score: float  # robust z-score of the line against the rest of the file
+    score: float  # robust z-score of the line's worst token against its kind in the file
     gap_bits: float  # bits of the worst token
     actual: str  # the worst token as written (stripped)
     expected: str  # what the model expected there (stripped)
@@ -60,38 +71,86 @@ def token_scores(engine, text: str, cancel=None) -> list[TokenScore]:
     scored = engine.score_detail(ids, cancel)
     gaps = (scored.top_logp - scored.logp) / LOG2
     starts = line_starts(text)
+    kind_at = code_kinds(text, starts)
     out = []
     for i in range(1, len(ids)):
         a, b = offsets[i]
         piece = text[a:b]
         a += piece.rfind("\n") + 1  # indentation tokens belong to the line they indent
         line = int(np.searchsorted(starts, a, side="right")) - 1
-        out.append(TokenScore(a, b, line, float(gaps[i - 1]), tok.decode([int(scored.top[i - 1])])))
+        lead = len(text[a:b]) - len(text[a:b].lstrip())
+        expected = tok.decode([int(scored.top[i - 1])])
+        out.append(TokenScore(a, b, line, float(gaps[i - 1]), expected, kind_at(a + lead)))
     return out
+
+
+def code_kinds(text: str, starts: list[int]):
+    """Return a function from a character offset to the kind of Python token there.
+
+    Kinds: name, attr (a name after a dot), keyword, op, number, prose (strings and
+    comments) and code (anything else, or everything when `text` does not tokenize).
+    """
+    spans: list[tuple[int, int, str]] = []
+    try:
+        for t in tokenize.generate_tokens(io.StringIO(text).readline):
+            kind = _KINDS.get(t.type)
+            if kind is None:
+                continue
+            if t.type == tokenize.NAME and keyword.iskeyword(t.string):
+                kind = "keyword"
+            a = starts[t.start[0] - 1] + t.start[1]
+            if kind == "name" and spans and spans[-1][2] == "op" and text[a - 1 : a] == ".":
+                kind = "attr"
+            spans.append((a, starts[t.end[0] - 1] + t.end[1], kind))
+    except (tokenize.TokenError, SyntaxError, IndexError):
+        pass  # a half-typed file: what tokenized so far keeps its kinds
+    begins = [a for a, _b, _k in spans]
+
+    def kind_at(offset: int) -> str:
+        i = bisect_right(begins, offset) - 1
+        return spans[i][2] if i >= 0 and offset < spans[i][1] else "code"
+
+    return kind_at
+
+
+_KINDS = {tokenize.NAME: "name", tokenize.OP: "op", tokenize.NUMBER: "number",
+          tokenize.STRING: "prose", tokenize.COMMENT: "prose"}  # fmt: skip
+
+
+def line_scores(text: str, tokens: list[TokenScore]) -> dict[int, tuple[float, TokenScore]]:
+    """Return {line: (z, worst token)} for lines with code (see the module docstring)."""
+    code = [t for t in tokens if t.kind != "prose" and text[t.start : t.end].strip()]
+    by_kind: dict[str, list[float]] = {}
+    for t in code:
+        by_kind.setdefault(t.kind, []).append(t.gap_bits)
+    spread = {}
+    for kind, gaps in by_kind.items():
+        values = np.array(gaps)
+        median = float(np.median(values))
+        mad = float(np.median(np.abs(values - median))) * 1.4826  # ~std for normal data
+        spread[kind] = (median, max(mad, MIN_SPREAD_BITS))
+    worst: dict[int, tuple[float, TokenScore]] = {}
+    for t in code:
+        median, mad = spread[t.kind]
+        z = (t.gap_bits - median) / mad
+        if t.line not in worst or z > worst[t.line][0]:
+            worst[t.line] = (z, t)
+    return worst
 
 
 def find_hints(
     text: str,
     tokens: list[TokenScore],
-    threshold: float = 3.5,
+    threshold: float = 10.0,
     max_hints: int = 5,
     min_bits: float = 4.0,
 ) -> list[Hint]:
     """Return the most surprising lines, most surprising first (see module docstring)."""
-    worst: dict[int, TokenScore] = {}
-    for t in tokens:
-        if not text[t.start : t.end].strip():
-            continue  # whitespace-only tokens: blank lines and trailing spaces
-        if t.line not in worst or t.gap_bits > worst[t.line].gap_bits:
-            worst[t.line] = t
+    worst = line_scores(text, tokens)
     if len(worst) < 4:
         return []
-    scores = np.array([t.gap_bits for t in worst.values()])
-    median = float(np.median(scores))
-    mad = float(np.median(np.abs(scores - median))) * 1.4826 or 1.0  # ~std for normal data
     hints = []
-    for line, t in worst.items():
-        z = (t.gap_bits - median) / mad
+    for line, (z, t) in worst.items():
         if z >= threshold and t.gap_bits >= min_bits:
             actual = text[t.start : t.end]
             lead = len(actual) - len(actual.lstrip())
@@ -104,8 +163,5 @@ def find_hints(
 
 def rank_lines(tokens: list[TokenScore], text: str) -> list[int]:
     """Return line numbers ordered from most to least surprising (for evaluation)."""
-    worst: dict[int, float] = {}
-    for t in tokens:
-        if text[t.start : t.end].strip():
-            worst[t.line] = max(worst.get(t.line, 0.0), t.gap_bits)
-    return sorted(worst, key=lambda line: -worst[line])
+    worst = line_scores(text, tokens)
+    return sorted(worst, key=lambda line: -worst[line][0])

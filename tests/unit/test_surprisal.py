@@ -7,7 +7,13 @@ import random
 import sys
 from pathlib import Path
 
-from jpilot.plugins.debug.surprisal import TokenScore, find_hints, line_starts, rank_lines
+from jpilot.plugins.debug.surprisal import (
+    TokenScore,
+    code_kinds,
+    find_hints,
+    line_starts,
+    rank_lines,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from bug_hints import candidate_sites, inject  # noqa: E402
@@ -29,11 +35,11 @@ def test_line_starts() -> None:
 
 
 def test_an_outlier_line_becomes_the_only_hint() -> None:
-    tokens = tokens_with({0: 1.0, 1: 1.2, 2: 0.9, 3: 1.1, 4: 9.0})
+    tokens = tokens_with({0: 1.0, 1: 1.2, 2: 0.9, 3: 1.1, 4: 15.0})
     hints = find_hints(TEXT, tokens)
     assert [h.line for h in hints] == [4]
     hint = hints[0]
-    assert TEXT[hint.start : hint.end] == "e = a > b" and hint.gap_bits == 9.0
+    assert TEXT[hint.start : hint.end] == "e = a > b" and hint.gap_bits == 15.0
     assert rank_lines(tokens, TEXT)[0] == 4
 
 
@@ -73,3 +79,52 @@ def test_injected_bugs_parse_and_change_one_line() -> None:
         assert changed == [bug.line] and bug.before != bug.after
         seen.add(bug.kind)
     assert seen == {"comparison", "boolean", "off-by-one", "variable"}
+
+
+def test_code_kinds_tell_names_operators_numbers_and_prose_apart() -> None:
+    text = 'x = obj.size + 1  # note\nif x and y:\n    s = "text"\n'
+    kind_at = code_kinds(text, line_starts(text))
+    at = {word: kind_at(text.index(word)) for word in ("x", "obj", "size", "+", "1", "# note",
+                                                       "if", "and", '"text"')}  # fmt: skip
+    assert at == {"x": "name", "obj": "name", "size": "attr", "+": "op", "1": "number",
+                  "# note": "prose", "if": "keyword", "and": "keyword",
+                  '"text"': "prose"}  # fmt: skip
+    broken = "def f(:\n    return 'unterminated\n"  # a half-typed file never raises
+    assert kind_at(0) == "name" and code_kinds(broken, line_starts(broken))(0) in (
+        "keyword",
+        "code",
+    )
+
+
+def _scored(text: str, gaps: dict[str, float]) -> list[TokenScore]:
+    """TokenScores for the given words of `text` (first occurrence), kinds from the text."""
+    kind_at = code_kinds(text, line_starts(text))
+    starts = line_starts(text)
+    out = []
+    for word, gap in gaps.items():
+        a = text.index(word)
+        line = max(i for i, s in enumerate(starts) if s <= a)
+        out.append(TokenScore(a, a + len(word), line, gap, "?", kind_at(a)))
+    return out
+
+
+def test_each_token_is_judged_against_its_own_kind_and_prose_never_hints() -> None:
+    text = (
+        "alpha = beta + gamma\n"
+        "delta = alpha - epsilon\n"
+        "zeta = delta * eta\n"
+        "theta = zeta / iota\n"
+        "kappa = theta < lam\n"
+        '"""A docstring that surprises the model a lot."""\n'
+    )
+    # names are often surprising (fresh identifiers); operators almost never
+    gaps = {"alpha": 6.0, "beta": 2.0, "gamma": 9.0, "delta": 1.0, "epsilon": 4.0,
+            "zeta": 3.0, "eta": 8.0, "theta": 5.0, "iota": 7.0, "kappa": 2.5, "lam": 6.5,
+            "+": 0.1, "-": 0.2, "*": 0.1, "/": 0.15, "<": 5.0, '"""A': 30.0}  # fmt: skip
+    tokens = _scored(text, gaps)
+    # by raw bits the docstring, then `gamma` (9 bits) would lead; against its kind the
+    # operator `<` (5 bits where operators cost ~0.1) is the outlier
+    assert rank_lines(tokens, text)[0] == 4
+    hints = find_hints(text, tokens, threshold=3.0, min_bits=4.0)
+    assert [h.line for h in hints] == [4] and hints[0].actual == "<"
+    assert 5 not in rank_lines(tokens, text)  # prose is not ranked at all
