@@ -21,6 +21,7 @@ Without --bundle the embedded default model is used. It is a benchmark, not a te
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import queue
@@ -30,6 +31,7 @@ import sys
 import sysconfig
 import threading
 import time
+import tokenize
 from pathlib import Path
 from typing import Any
 
@@ -115,13 +117,22 @@ def position(text: str, offset: int) -> dict[str, int]:
 
 
 def pick_stretch(text: str, chars: int) -> tuple[int, int]:
-    """Pick `chars` characters starting at a function body line in the middle of the file."""
-    lines = text.splitlines(keepends=True)
-    offset = 0
-    for i, line in enumerate(lines):
-        if i > len(lines) // 3 and line.startswith("        ") and line.strip():
-            return offset, min(len(text), offset + chars)
-        offset += len(line)
+    """Pick `chars` characters from the code (not a docstring) of a function body line.
+
+    The stretch starts after the indentation of the first line, past a third of the
+    file, whose first token is a name or keyword at 8 spaces, so every request of the
+    replay asks for code.
+    """
+    starts = [0]
+    for line in text.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    third = text.count("\n") // 3
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        row, col = tok.start
+        if tok.type == tokenize.NAME and col == 8 and row > third:
+            begin = starts[row - 1] + col
+            if not text[starts[row - 1] : begin].strip():  # the line's first token
+                return begin, min(len(text), begin + chars)
     return len(text) // 3, min(len(text), len(text) // 3 + chars)
 
 
@@ -159,14 +170,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     client.notify("textDocument/didOpen", {
         "textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}
     })  # fmt: skip
-    # Startup to first completion: ask at the start of the stretch until one is non-empty.
+    # Startup to first completion: ask at the start of the stretch until one is non-empty
+    # (the model loads in the background, and answers are empty until it is ready).
     first = None
-    for _ in range(20):
+    give_up = time.monotonic() + args.startup_timeout
+    while first is None and time.monotonic() < give_up:
         answer = client.wait(client.send("textDocument/inlineCompletion",
                                          inline_params(uri, position(text, start))))  # fmt: skip
         if answer.get("result", {}).get("items"):
             first = time.monotonic() - client.t_spawn
-            break
+        else:
+            time.sleep(0.02)
     sent: list[tuple[int, float]] = []
     version = 1
     cursor = start
@@ -239,6 +253,12 @@ def main() -> None:
     parser.add_argument("--multiline", default="never", choices=["auto", "always", "never"])
     parser.add_argument("--max-tokens", type=int, default=0, help="completion.maxTokens")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for the first non-empty completion",
+    )
     args = parser.parse_args()
     results = run(args)
     for key, value in results.items():
