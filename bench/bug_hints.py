@@ -1,11 +1,13 @@
 """Evaluate surprisal debugging hints: do injected single-token bugs rank at the top?
 
-For held-out real Python files it injects one bug per file, picked at random among:
+For held-out real Python files it makes buggy copies (three by default), each with one
+bug picked at random among:
 a swapped comparison (< and >, <= and >=, == and !=), a swapped boolean operator
 (and/or), an off-by-one integer constant, or a wrong variable (a name replaced by another
 name used in the same file). The buggy file still parses. Then it reports how often the
 buggy line ranks top-1 / top-3 among the file's lines by surprisal, how often it is among
-the first three published hints, and how many hints the clean files get. Baselines in
+the first three published hints, and how many hints the clean files get. Several copies
+per file give more cases from the few held-out files. Baselines in
 the same run: random line order, and longest-line-first.
 
 Run: python bench/bug_hints.py [--bundle DIR] [--corpus PATH ...] [-n FILES]
@@ -113,8 +115,10 @@ def held_out(paths: list[str] | None, min_lines: int, max_lines: int) -> list[tu
 
 
 def code_lines(text: str) -> list[int]:
-    """Return the 0-based numbers of lines with code on them."""
-    return [i for i, line in enumerate(text.splitlines()) if line.strip()]
+    """Return the 0-based numbers of lines with code (not only strings or comments) on them."""
+    code = {tokenize.NAME, tokenize.OP, tokenize.NUMBER}
+    tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+    return sorted({t.start[0] - 1 for t in tokens if t.type in code})
 
 
 def rank_of(line: int, order: list[int]) -> int:
@@ -130,6 +134,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=60, help="files to use")
     parser.add_argument("--min-lines", type=int, default=20)
     parser.add_argument("--max-lines", type=int, default=200)
+    parser.add_argument("--bugs-per-file", type=int, default=3, help="buggy copies per file")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -144,36 +149,39 @@ def main() -> None:
     ranks: dict[str, list[int]] = {"model": [], "random": [], "longest line": []}
     in_hints, clean_hints, lines_total, kinds = [], [], 0, {}
     t0 = time.monotonic()
+    used = 0
     for _name, clean in files[: args.n]:
-        injected = inject(clean, rng)
-        if injected is None:
+        bugs = [b for b in (inject(clean, rng) for _ in range(args.bugs_per_file)) if b]
+        if not bugs:
             continue
-        buggy, bug = injected
-        kinds[bug.kind] = kinds.get(bug.kind, 0) + 1
-        scores = token_scores(engine, buggy)
-        ranks["model"].append(rank_of(bug.line, rank_lines(scores, buggy)))
-        lines = code_lines(buggy)
-        ranks["random"].append(rank_of(bug.line, rng.sample(lines, len(lines))))
-        by_length = sorted(lines, key=lambda i: -len(buggy.splitlines()[i].strip()))
-        ranks["longest line"].append(rank_of(bug.line, by_length))
-        hint_lines = [h.line for h in find_hints(buggy, scores)]
-        in_hints.append(bug.line in hint_lines[:3])
+        used += 1
+        for buggy, bug in bugs:  # each bug in its own copy of the file
+            kinds[bug.kind] = kinds.get(bug.kind, 0) + 1
+            scores = token_scores(engine, buggy)
+            ranks["model"].append(rank_of(bug.line, rank_lines(scores, buggy)))
+            lines = code_lines(buggy)
+            ranks["random"].append(rank_of(bug.line, rng.sample(lines, len(lines))))
+            by_length = sorted(lines, key=lambda i: -len(buggy.splitlines()[i].strip()))
+            ranks["longest line"].append(rank_of(bug.line, by_length))
+            hint_lines = [h.line for h in find_hints(buggy, scores)]
+            in_hints.append(bug.line in hint_lines[:3])
         clean_hints.append(len(find_hints(clean, token_scores(engine, clean))))
         lines_total += len(code_lines(clean))
-        print(f"\r{len(in_hints)} files", end="", file=sys.stderr, flush=True)
+        print(f"\r{used} files", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     n = len(in_hints)
     if not n:
         sys.exit("no held-out files qualified; pass --corpus or relax --min/--max-lines")
-    print(f"\n{n} held-out files ({lines_total / n:.0f} code lines on average), one injected bug"
-          f" each: {', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}; "
-          f"{(time.monotonic() - t0) / n:.2f} s per file")  # fmt: skip
+    print(f"\n{used} held-out files ({lines_total / used:.0f} code lines on average), {n} "
+          f"buggy copies ({args.bugs_per_file} per file, one bug each): "
+          f"{', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}; "
+          f"{(time.monotonic() - t0) / (n + used):.2f} s per scored file")  # fmt: skip
     print(f"{'ranking':<14} {'top-1':>7} {'top-3':>7} {'median rank':>12}")
     for label, r in ranks.items():
         top1 = 100 * sum(x == 1 for x in r) / n
         top3 = 100 * sum(x <= 3 for x in r) / n
         print(f"{label:<14} {top1:6.1f}% {top3:6.1f}% {statistics.median(r):12.1f}")
-    print(f"\nbug among the first 3 published hints: {100 * sum(in_hints) / n:.1f}% of files")
+    print(f"\nbug among the first 3 published hints: {100 * sum(in_hints) / n:.1f}% of copies")
     print(f"hints on the clean files: {statistics.mean(clean_hints):.2f} per file, "
           f"{100 * sum(clean_hints) / lines_total:.2f} per 100 code lines")  # fmt: skip
 
