@@ -33,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
     log_path = args.run / "train_log.jsonl"
     curve = [json.loads(x) for x in log_path.read_text().splitlines()] if log_path.exists() else []
     evaluation = json.loads(args.eval.read_text(encoding="utf-8")) if args.eval else None
-    text = render(args.bundle, summary, curve, evaluation, args.note)
+    earlier = args.run / "init_from" / "MODEL_CARD.md"  # written by `train --init-from`
+    history = earlier.read_text(encoding="utf-8") if earlier.is_file() else None
+    text = render(args.bundle, summary, curve, evaluation, args.note, history)
     (args.bundle / "MODEL_CARD.md").write_text(text, encoding="utf-8")
     print(f"wrote {args.bundle / 'MODEL_CARD.md'}")
     return 0
@@ -101,13 +103,36 @@ def _evaluation(ev: dict | None) -> str:
     return out
 
 
+def _earlier_training(summary: dict, card: str | None) -> str:
+    """Describe the bundle a run started from (`--init-from`), quoting its card."""
+    start = summary.get("config", {}).get("init_from")
+    if not start:
+        return ""
+    out = (
+        f"\n\n### Where this run started\n\nNot from random weights: from the bundle "
+        f"`{start}` (`--init-from`), with its weights (dequantized when int8) and its "
+        "tokenizer, so the figures above add to that bundle's own training"
+    )
+    if not card or "## Training" not in card:
+        return out + "."
+    section = card.split("## Training", 1)[1].split("\n## ", 1)[0].strip()
+    quoted = "\n".join(f"> {line}" if line else ">" for line in section.splitlines())
+    return out + ", quoted from its model card:\n\n" + quoted
+
+
 def render(
-    bundle: Path, summary: dict, curve: list[dict], ev: dict | None, notes: list[str]
+    bundle: Path,
+    summary: dict,
+    curve: list[dict],
+    ev: dict | None,
+    notes: list[str],
+    history: str | None = None,
 ) -> str:
-    """Return the whole MODEL_CARD.md text."""
+    """Return the whole MODEL_CARD.md text; `history` is the starting bundle's card."""
     m = read_manifest(bundle)
     cfg = summary.get("config", {})
     minutes = summary.get("wall_time_s", 0) / 60
+    init = f" --init-from {cfg['init_from']}" if cfg.get("init_from") else ""
     limitations = [
         "A small model trained for minutes on two CPU cores: it completes common idioms "
         "and names from the context, not whole algorithms.",
@@ -116,7 +141,7 @@ def render(
     ]
     return f"""# jpilot default model
 
-A small code-tuned GPT-J trained from scratch by `jpilot model train`, shipped so that
+A small code-tuned GPT-J trained on CPU by `jpilot model train`, shipped so that
 jpilot completes code offline on a fresh machine. Retrain or replace it at will.
 
 ## Model
@@ -140,9 +165,9 @@ windows in fill-in-the-middle (PSM) form, seed {cfg.get("seed")}.
 Reproduce: `jpilot model train --out RUN --minutes {cfg.get("minutes")} --layers
 {cfg.get("layers")} --d-model {cfg.get("d_model")} --heads {cfg.get("heads")} --vocab-size
 {cfg.get("vocab_size")} --seq-len {cfg.get("seq_len")} --batch-size {cfg.get("batch_size")}
---lr {cfg.get("lr")}` then `jpilot model export RUN/checkpoint BUNDLE --quantize int8`.
+--lr {cfg.get("lr")}{init}` then `jpilot model export RUN/checkpoint BUNDLE --quantize int8`.
 
-{_curve(curve)}
+{_curve(curve)}{_earlier_training(summary, history)}
 
 ## Corpus
 

@@ -40,7 +40,7 @@ from jpilot.model.train.data import (
 )
 from jpilot.model.train.state import has_run, load_run, save_run
 from jpilot.model.train.tokenizer import special_ids
-from jpilot.model.train.warmstart import model_from_bundle
+from jpilot.model.train.warmstart import keep_history, model_from_bundle
 
 
 def build_model(cfg: TrainConfig, vocab: int) -> GPTJForCausalLM:
@@ -186,6 +186,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     if cfg.init_from and not has_run(out):
         init = model_from_bundle(Path(cfg.init_from))
         _sizes_from(init.config, cfg)
+        keep_history(Path(cfg.init_from), out)
         log(f"starting from the weights of {cfg.init_from} ({cfg.layers}x{cfg.d_model})")
     given_tokenizer = Path(cfg.init_from) / "tokenizer.json" if cfg.init_from else None
     data: Prepared = prepare_data(

@@ -17,6 +17,7 @@ Written by hand because no library maps an exported ONNX graph back to a checkpo
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,11 @@ import torch
 from onnx import numpy_helper
 from transformers import GPTJConfig, GPTJForCausalLM
 
-from jpilot.model.bundle import load_bundle
+from jpilot.model.bundle import MANIFEST, load_bundle
 from jpilot.model.errors import ModelError
+
+HISTORY = "init_from"  # RUN/init_from/: the starting bundle's manifest and model card
+CARD = "MODEL_CARD.md"
 
 # "/transformer/h.3/mlp/fc_in/MatMul" or ".../MatMul_quant" -> "transformer.h.3.mlp.fc_in"
 _LINEAR_NODE = re.compile(r"^/((?:transformer/h\.\d+/(?:attn|mlp)/\w+)|lm_head)/MatMul(_quant)?$")
@@ -92,3 +96,16 @@ def model_from_bundle(bundle_dir: Path) -> GPTJForCausalLM:
              if k in weights}  # fmt: skip
     model.load_state_dict(state, strict=False)  # the causal-mask buffers keep their init
     return model
+
+
+def keep_history(bundle_dir: Path, out: Path) -> None:
+    """Copy the starting bundle's manifest and model card into OUT/init_from/.
+
+    `jpilot model card` quotes that card's training section, so the new card tells the
+    whole history even after the starting bundle is replaced by the new one.
+    """
+    history = out / HISTORY
+    history.mkdir(parents=True, exist_ok=True)
+    for name in (MANIFEST, CARD):
+        if (bundle_dir / name).is_file():
+            shutil.copyfile(bundle_dir / name, history / name)

@@ -46,3 +46,21 @@ def test_card_from_run_and_eval(tiny_bundle: Path, tmp_path: Path) -> None:
     assert "| model | 41.5% | 71.2 | 200 |" in card and "| copy baseline | 3.0% |" in card
     assert "model: `'a)'`" in card and "- Tested note." in card
     assert "| 20 | 20.0 | 163,840 | 3.000 |" in card  # the last point of the curve is kept
+
+
+def test_card_of_a_run_that_went_on_from_a_bundle(tiny_bundle: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    run = tmp_path / "run"
+    (run / "init_from").mkdir(parents=True)
+    earlier = "# old\n\n## Training\n\n11,244,269 tokens seen.\n\n| a | b |\n\n## Corpus\n\nx\n"
+    (run / "init_from" / "MODEL_CARD.md").write_text(earlier)
+    summary = {"params": 7_360_000, "steps": 10, "tokens_seen": 81_920, "wall_time_s": 60.0,
+               "config": {"init_from": "model/default", "lr": 0.001}}  # fmt: skip
+    (run / "training_summary.json").write_text(json.dumps(summary))
+    assert main(["model", "card", str(bundle), "--run", str(run)]) == 0
+    card = (bundle / "MODEL_CARD.md").read_text()
+    assert "--init-from model/default`" in card
+    assert "from the bundle `model/default` (`--init-from`)" in card
+    assert "> 11,244,269 tokens seen.\n>\n> | a | b |" in card  # quoted, tables kept
+    assert "> ## Corpus" not in card  # only the training section is quoted

@@ -169,6 +169,8 @@ def test_init_from_a_bundle_keeps_its_weights_and_tokenizer(
     assert (out / "checkpoint" / "tokenizer.json").read_bytes() == (
         tiny_bundle / "tokenizer.json"
     ).read_bytes()
+    for name in ("jpilot.json", "MODEL_CARD.md"):  # for the card of the new model
+        assert (out / "init_from" / name).read_bytes() == (tiny_bundle / name).read_bytes()
     start = model_from_bundle(tiny_bundle).state_dict()
     for k, v in trained.state_dict().items():  # lr 0: one step leaves every weight as it was
         torch.testing.assert_close(v, start[k], msg=k)
