@@ -57,7 +57,7 @@ class JpilotServer(LanguageServer):
         self.stats = Stats()
         self.inflight: dict[str, threading.Event] = {}  # uri -> newest request's cancel
         self.exit_code: int | None = None
-        self._popups: dict[str, float] = {}
+        self._popups: dict[str, tuple[float, str]] = {}  # kind -> (when, text) shown last
         self._pending_errors: list[str] = []
 
     # ---------------------------------------------------------------- settings
@@ -76,11 +76,16 @@ class JpilotServer(LanguageServer):
             self.popup("settings", text, types.MessageType.Warning, force=True)
 
     def popup(self, kind: str, text: str, level: types.MessageType, force: bool = False) -> None:
-        """Show a message, at most once a minute per kind unless forced; always log it."""
+        """Show a message, at most once a minute per kind; always log it.
+
+        `force` shows a new text at once, but never repeats the text shown last within
+        the minute (a model that fails to load once per settings change says so once).
+        """
         log.log(logging.ERROR if level == types.MessageType.Error else logging.WARNING, text)
         now = time.monotonic()
-        if force or now - self._popups.get(kind, -1e9) >= POPUP_EVERY_S:
-            self._popups[kind] = now
+        shown_at, shown = self._popups.get(kind, (-1e9, ""))
+        if now - shown_at >= POPUP_EVERY_S or (force and text != shown):
+            self._popups[kind] = (now, text)
             self.window_show_message(types.ShowMessageParams(type=level, message=text))
 
     def report_server_error(self, error: Exception, source: Any) -> None:

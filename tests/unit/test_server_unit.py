@@ -6,6 +6,8 @@ import asyncio
 import logging
 from concurrent.futures import Future
 
+from lsprotocol import types
+
 from jpilot.lsp.commands import _drop_pygls_args
 from jpilot.lsp.plugins import PluginHost
 from jpilot.lsp.server import JpilotServer
@@ -33,3 +35,18 @@ def test_pygls_records_lose_their_arguments():
     mine = logging.LogRecord("jpilot.lsp", logging.INFO, "", 0, "model %s", ("x",), None)
     _drop_pygls_args(mine)
     assert mine.getMessage() == "model x"
+
+
+def test_a_popup_is_not_repeated_within_the_minute(monkeypatch):
+    server = JpilotServer(PluginHost())
+    shown: list[str] = []
+    monkeypatch.setattr(server, "window_show_message", lambda params: shown.append(params.message))
+    error = types.MessageType.Error
+    server.popup("model", "no model: A", error, force=True)
+    server.popup("model", "no model: A", error, force=True)  # e.g. settings applied twice
+    server.popup("model", "no model: A", error)
+    assert shown == ["no model: A"]
+    server.popup("model", "no model: B", error, force=True)  # a new problem shows at once
+    server.popup("model", "no model: C", error)  # an unforced one waits out the minute
+    server.popup("settings", "bad setting", types.MessageType.Warning)  # kinds are apart
+    assert shown == ["no model: A", "no model: B", "bad setting"]
