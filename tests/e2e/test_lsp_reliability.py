@@ -135,6 +135,11 @@ def test_missing_or_broken_model_says_how_to_fix_and_keeps_serving(
     assert raw.request("textDocument/completion", {
         "textDocument": {"uri": URI}, "position": {"line": 0, "character": 9}
     })["result"]["items"] == []  # fmt: skip
+    raw.notify("workspace/didChangeConfiguration", {"settings": {"jpilot": {"model": {
+        "path": str(bundle)}}}})  # fmt: skip  # the same broken model again
+    raw.status()
+    errors = [n["params"] for n in raw.notifications if n["method"] == "window/showMessage"]
+    assert len(errors) == 1  # said once, not once per request or settings change
 
 
 def test_invalid_settings_show_a_message_and_defaults_apply(raw: RawClient, tiny_bundle: Path):

@@ -423,3 +423,20 @@ def test_without_ghost_text_a_completion_item_inserts_the_whole_suggestion(
             lambda: vim.current.buffer[:] == want_lines.split("\n")[:-1],
             describe=lambda: vim.current.buffer[:],
         )
+
+
+def test_a_missing_model_is_reported_once(workdir: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-bundle"
+    broken = {**SETTINGS, "model": {**SETTINGS["model"], "path": str(missing)}}
+    with running_nvim(workdir, broken) as vim:
+        wait_for("the failed load", lambda: server_status(vim)["model"]["state"] == "failed")
+        vim.command("doautocmd BufWritePost")  # more traffic that could repeat the popup
+        server_status(vim)
+
+        def reports() -> list[str]:
+            out = vim.exec_lua("return vim.api.nvim_exec2('messages', { output = true }).output")
+            return [line for line in out.splitlines() if str(missing) in line]
+
+        wait_for("the missing-model message", reports)
+        time.sleep(0.5)  # room for a second one to arrive
+        assert len(reports()) == 1, reports()
