@@ -84,7 +84,14 @@ def _evaluation(ev: dict | None) -> str:
         return "(not evaluated yet: run `jpilot model eval BUNDLE --json FILE`)"
     rows = [
         (k, f"{ev[k]['exact_match']:.1f}%", f"{ev[k]['edit_similarity']:.1f}", ev[k]["cases"])
-        for k in ("model", "model, line start", "model, mid-line", "copy baseline")
+        for k in (
+            "model",
+            "model, line start",
+            "model, mid-line",
+            "model, code lines",
+            "model, in strings",
+            "copy baseline",
+        )
         if k in ev
     ]
     out = (

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import io
 import json
 import random
 import sys
 import time
+import tokenize
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,6 +35,7 @@ class Case:
     suffix: str  # text after the end of the line (FIM context)
     truth: str  # rest of the line after the cursor, without the newline
     cut: str  # "start" (after indentation) or "mid" (inside the code)
+    prose: bool = False  # the cut lies in a string (a docstring, mostly): prose, not code
 
 
 @dataclass
@@ -95,8 +98,24 @@ def sample_cases(files: list[tuple[str, str]], n: int, seed: int) -> list[Case]:
         else:
             cut, where = rng.randrange(indent + 1, len(body.rstrip())), "mid"
         end = offset + len(line)
-        cases.append(Case(name, text[: offset + cut], text[end:], body[cut:].rstrip(), where))
+        prefix = text[: offset + cut]
+        prose = in_string(text, len(prefix))
+        cases.append(Case(name, prefix, text[end:], body[cut:].rstrip(), where, prose))
     return cases
+
+
+def in_string(text: str, offset: int) -> bool:
+    """Return whether `offset` lies inside a string literal of `text` (False if untokenizable)."""
+    line, col = text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1)
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.start > (line, col):
+                return False
+            if tok.type == tokenize.STRING and tok.start < (line, col) < tok.end:
+                return True
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return False
 
 
 def copy_baseline(case: Case) -> str:
@@ -179,20 +198,22 @@ def run(args: argparse.Namespace) -> int:
     print(file=sys.stderr)
     model = score(predictions, cases)
     baseline = score([copy_baseline(c) for c in cases], cases)
-    by_cut = {
-        cut: score(
-            [p for p, c in zip(predictions, cases, strict=True) if c.cut == cut],
-            [c for c in cases if c.cut == cut],
-        )  # fmt: skip
-        for cut in ("start", "mid")
-    }
+
+    def subset(keep) -> Scores:
+        pairs = [(p, c) for p, c in zip(predictions, cases, strict=True) if keep(c)]
+        return score([p for p, _ in pairs], [c for _, c in pairs])
+
     bpt = bits_per_token(engine, files, args.bpt_files)
     fim = engine.tokenizer.fim is not None and not args.no_fim
     print(f"\nheld-out files: {len(files)}, lines: {len(cases)}, FIM: {'yes' if fim else 'no'}, "
           f"{1000 * seconds / max(1, len(cases)):.0f} ms per line")  # fmt: skip
     print(f"{'predictor':<22} {'exact match':>12} {'edit sim':>9}")
-    rows = {"model": model, "model, line start": by_cut["start"],
-            "model, mid-line": by_cut["mid"], "copy baseline": baseline}  # fmt: skip
+    rows = {"model": model,
+            "model, line start": subset(lambda c: c.cut == "start"),
+            "model, mid-line": subset(lambda c: c.cut == "mid"),
+            "model, code lines": subset(lambda c: not c.prose),
+            "model, in strings": subset(lambda c: c.prose),
+            "copy baseline": baseline}  # fmt: skip
     for label, s in rows.items():
         print(f"{label:<22} {s.exact_match:11.1f}% {s.edit_similarity:9.1f}")
     print(f"bits per token {bpt['bits_per_token']:.3f}, bits per byte {bpt['bits_per_byte']:.3f}")

@@ -46,3 +46,12 @@ def test_eval_runs_on_a_bundle(tiny_bundle: Path, tmp_path: Path, capsys) -> Non
     assert report["model"]["cases"] == 6 and report["fim"] is True
     assert report["bits_per_token"] > 0 and len(report["samples"]) == 2
     assert "copy baseline" in capsys.readouterr().out
+
+
+def test_cases_in_strings_are_told_apart_from_code() -> None:
+    source = 'def f():\n    """Add one to\n    the value."""\n    return 1\n'
+    cases = sample_cases([("a.py", source)], 50, seed=0)
+    for case in cases:
+        line = case.prefix.count("\n")
+        inside = line == 2 or (line == 1 and case.cut == "mid")  # line 1 opens the string
+        assert case.prose == inside, case
