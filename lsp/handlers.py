@@ -59,6 +59,7 @@ def build_server(host: PluginHost | None = None) -> JpilotServer:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: JpilotServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.cancel_inflight(params.text_document.uri)
+        ls.type_through.forget(params.text_document.uri)
         diagnostics.clear(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())

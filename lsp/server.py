@@ -35,6 +35,7 @@ from jpilot.lsp.plugins import PluginHost, default_host
 from jpilot.lsp.positions import offset_at, position_at
 from jpilot.lsp.settings import Settings, parse_settings
 from jpilot.lsp.stats import Stats
+from jpilot.lsp.typethrough import TypeThrough
 from jpilot.plugins.api import CompletionRequest, OpenDocument, word_before
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class JpilotServer(LanguageServer):
         self.model = ModelHost()
         self.adaptive = AdaptiveBudget()
         self.stats = Stats()
+        self.type_through = TypeThrough()
         self.inflight: dict[str, threading.Event] = {}  # uri -> newest request's cancel
         self.exit_code: int | None = None
         self._popups: dict[str, tuple[float, str]] = {}  # kind -> (when, text) shown last
@@ -146,6 +148,9 @@ class JpilotServer(LanguageServer):
             return None
         request = self.snapshot(doc, position)
         self.cancel_inflight(uri)  # a newer request supersedes the older one
+        if self.settings.completion.type_through and (rest := self.type_through.rest(request)):
+            self.stats.typed_through += 1
+            return request, Outcome(rest, "ok")
         cancel = self.inflight[uri] = threading.Event()
         t0 = time.monotonic()
         try:
@@ -172,7 +177,11 @@ class JpilotServer(LanguageServer):
             cfg = self.settings.completion
             latency_ms = (time.monotonic() - t0) * 1000
             self.adaptive.record(latency_ms, cfg.latency_budget_ms, cfg.max_tokens)
-        return (request, outcome) if outcome.suggestion is not None else None
+        if outcome.suggestion is None:
+            self.type_through.forget(uri)
+            return None
+        self.type_through.remember(request, outcome.suggestion)
+        return request, outcome
 
     async def wait_for_model(self) -> Any:
         """Return the engine, waiting a bounded time for a load in progress; None if none."""

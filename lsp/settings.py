@@ -30,6 +30,7 @@ class CompletionSettings:
     multiline: str = "auto"  # "auto" (where the context calls for it), "always", "never"
     latency_budget_ms: int = 150  # above this p50, jpilot shortens suggestions (adaptive)
     timeout_ms: int = 2000  # generation stops at this deadline and returns what it has
+    type_through: bool = True  # typing a suggestion's start keeps showing its rest, no model
 
 
 @dataclass

@@ -16,6 +16,7 @@ class Stats:
     superseded: int = 0  # ... whose cancel was set by a newer request or an edit
     superseded_computed: int = 0  # ... cancelled during generation, yet generated to the end
     cancelled: int = 0  # $/cancelRequest (or shutdown) while waiting
+    typed_through: int = 0  # answered with the rest of the suggestion being typed, no model
     prompt_tokens: int = 0
     reused_tokens: int = 0  # prompt tokens whose KV came from the prefix cache
     first_completion_s: float | None = None  # seconds from start to the first suggestion

@@ -122,6 +122,64 @@ async def test_completion_after_incremental_edits(client: LanguageClient, tiny_e
     assert result.items[0].range == types.Range(types.Position(1, 5), types.Position(1, 5))
 
 
+def units(client: LanguageClient, text: str) -> int:
+    """Return the length of `text` in the negotiated position encoding."""
+    encoding = client.encoding  # type: ignore[attr-defined]
+    if encoding == "utf-32":
+        return len(text)
+    return len(text.encode("utf-8" if encoding == "utf-8" else "utf-16-le")) // (
+        1 if encoding == "utf-8" else 2
+    )
+
+
+def insert(client: LanguageClient, uri: str, version: int, at: types.Position, text: str) -> None:
+    """Send an incremental didChange that inserts `text` at `at`."""
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            [types.TextDocumentContentChangePartial(types.Range(at, at), text)],
+        )
+    )
+
+
+async def test_typing_the_suggestion_keeps_showing_its_rest(
+    client: LanguageClient, tiny_engine: Engine
+):
+    """Typed-through characters of the ghost text leave its rest, with no model run."""
+    uri = "file:///tmp/jpilot-e2e/through.txt"
+    open_doc(client, uri, TEXT)
+    cursor = types.Position(LINE, end_col(client))
+    first = (
+        await client.text_document_inline_completion_async(
+            inline_params(uri, cursor.line, cursor.character)
+        )
+    ).items
+    shown = first[0].insert_text
+    assert isinstance(shown, str) and len(shown) >= 3
+    insert(client, uri, 2, cursor, shown[:2])  # the user types the first two characters
+    after = types.Position(LINE, cursor.character + units(client, shown[:2]))
+    second = await client.text_document_inline_completion_async(
+        inline_params(uri, after.line, after.character)
+    )
+    assert [i.insert_text for i in second.items] == [shown[2:]]
+    assert second.items[0].range == types.Range(after, after)
+    status = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="jpilot.status")
+    )
+    assert status["stats"]["typed_through"] == 1 and status["stats"]["generated"] == 1
+
+    other = "Q" if shown[2] != "Q" else "Z"  # a character the suggestion does not have next
+    insert(client, uri, 3, after, other)
+    text = TEXT + shown[:2] + other
+    want = expected(tiny_engine, uri, text, len(text))
+    assert want.suggestion is not None
+    moved = types.Position(LINE, after.character + 1)
+    third = await client.text_document_inline_completion_async(
+        inline_params(uri, moved.line, moved.character)
+    )
+    assert [i.insert_text for i in third.items] == [want.suggestion.text]  # the model again
+
+
 async def test_never_opened_uri_is_empty_and_reads_nothing(client: LanguageClient, tmp_path: Path):
     """A URI the client never opened gets no suggestion, even if the file exists."""
     path = tmp_path / "on_disk.txt"

@@ -100,10 +100,15 @@ def expected(workdir: Path, settings: dict[str, Any]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def running_nvim(workdir: Path, settings: dict[str, Any], **options: Any) -> Iterator[Any]:
-    """Start headless Neovim, set up the plugin with `options`, open demo.py, wait for jpilot."""
+def running_nvim(
+    workdir: Path, settings: dict[str, Any], name: str = "", **options: Any
+) -> Iterator[Any]:
+    """Start headless Neovim, set up the plugin with `options`, open demo.py, wait for jpilot.
+
+    `name` keeps its socket and state apart from other instances running at the same time.
+    """
     exe = nvim_executable()
-    name = "ghost" if options.get("ghost_text", True) else "items"
+    name = name or ("ghost" if options.get("ghost_text", True) else "items")
     sock = workdir / f"nvim-{name}.sock"
     home = workdir / f"home-{name}"
     env = os.environ | {
@@ -428,7 +433,7 @@ def test_without_ghost_text_a_completion_item_inserts_the_whole_suggestion(
 def test_a_missing_model_is_reported_once(workdir: Path, tmp_path: Path) -> None:
     missing = tmp_path / "no-such-bundle"
     broken = {**SETTINGS, "model": {**SETTINGS["model"], "path": str(missing)}}
-    with running_nvim(workdir, broken) as vim:
+    with running_nvim(workdir, broken, name="broken") as vim:
         wait_for("the failed load", lambda: server_status(vim)["model"]["state"] == "failed")
         vim.command("doautocmd BufWritePost")  # more traffic that could repeat the popup
         server_status(vim)

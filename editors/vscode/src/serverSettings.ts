@@ -14,6 +14,7 @@ export const SERVER_SETTING_KEYS = [
   'completion.topP',
   'completion.latencyBudgetMs',
   'completion.timeoutMs',
+  'completion.typeThrough',
   'context.maxTokens',
   'context.suffixTokens',
   'context.snippets',
