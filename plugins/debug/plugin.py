@@ -21,6 +21,8 @@ from jpilot.plugins.debug.surprisal import find_hints, token_scores
 from jpilot.plugins.features import Action, Edit, Finding
 
 SURPRISING, SYNTAX = "surprising-line", "syntax-error"
+KIND_NAMES = {"name": "names", "attr": "attribute names", "keyword": "keywords",
+              "op": "operators", "number": "numbers"}  # fmt: skip
 
 
 def line_bounds(text: str, line: int) -> tuple[int, int, int]:
@@ -101,9 +103,11 @@ def jpilot_diagnostics(request: CompletionRequest, engine: Any, cancel: Any) -> 
         return findings
     for hint in find_hints(text, scores, cfg.threshold, cfg.max_per_file, cfg.min_bits):
         expected = f"`{hint.expected}`" if hint.expected else "something else"
+        among = KIND_NAMES.get(hint.kind, "tokens")
         message = (
             f"Unusual code: the model expected {expected} here, not `{hint.actual}` "
-            f"(surprise {hint.gap_bits:.1f} bits, {hint.score:.1f}x the file's spread)"
+            f"(surprise {hint.gap_bits:.1f} bits, {hint.score:.1f}x the usual spread of "
+            f"{among} in this file)"
         )
         data = {"score": round(hint.score, 2), "bits": round(hint.gap_bits, 2),
                 "expected": hint.expected, "line": hint.line}  # fmt: skip

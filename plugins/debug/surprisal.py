@@ -51,6 +51,7 @@ class Hint:
     gap_bits: float  # bits of the worst token
     actual: str  # the worst token as written (stripped)
     expected: str  # what the model expected there (stripped)
+    kind: str = "code"  # the worst token's kind (see code_kinds)
 
 
 def line_starts(text: str) -> list[int]:
@@ -154,8 +155,9 @@ def find_hints(
         if z >= threshold and t.gap_bits >= min_bits:
             actual = text[t.start : t.end]
             lead = len(actual) - len(actual.lstrip())
+            span = (t.start + lead, t.end)
             hints.append(
-                Hint(line, t.start + lead, t.end, z, t.gap_bits, actual.strip(), t.expected.strip())
+                Hint(line, *span, z, t.gap_bits, actual.strip(), t.expected.strip(), t.kind)
             )
     hints.sort(key=lambda h: -h.score)
     return hints[:max_hints]
