@@ -204,7 +204,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         _check_same_model(model.config, cfg, vocab)
         log(f"resuming {out} at step {progress['step']} ({progress['elapsed'] / 60:.1f} min)")
     else:
-        model = init or build_model(cfg, vocab)
+        model = init if init is not None else build_model(cfg, vocab)
         _check_same_model(model.config, cfg, vocab)
         optimizer = factory(model)
         progress = {"step": 0, "elapsed": 0.0, "tokens": 0}

@@ -26,7 +26,7 @@ import torch
 from onnx import numpy_helper
 from transformers import GPTJConfig, GPTJForCausalLM
 
-from jpilot.model.bundle import MANIFEST, load_bundle
+from jpilot.model.bundle import MANIFEST, Manifest, load_bundle
 from jpilot.model.errors import ModelError
 
 HISTORY = "init_from"  # RUN/init_from/: the starting bundle's manifest and model card
@@ -36,9 +36,8 @@ CARD = "MODEL_CARD.md"
 _LINEAR_NODE = re.compile(r"^/((?:transformer/h\.\d+/(?:attn|mlp)/\w+)|lm_head)/MatMul(_quant)?$")
 
 
-def config_from_bundle(bundle_dir: Path) -> GPTJConfig:
-    """Return the GPT-J config that the bundle's manifest describes."""
-    m = load_bundle(bundle_dir).manifest
+def config_from_manifest(m: Manifest) -> GPTJConfig:
+    """Return the GPT-J config that a bundle's manifest describes."""
     return GPTJConfig(
         vocab_size=m.vocab_size,
         n_positions=m.n_positions,
@@ -83,7 +82,7 @@ def onnx_weights(onnx_path: Path) -> dict[str, np.ndarray]:
 def model_from_bundle(bundle_dir: Path) -> GPTJForCausalLM:
     """Return a fp32 GPTJForCausalLM holding the weights of the bundle's model.onnx."""
     bundle = load_bundle(bundle_dir)
-    model = GPTJForCausalLM(config_from_bundle(bundle_dir))
+    model = GPTJForCausalLM(config_from_manifest(bundle.manifest))
     weights = onnx_weights(bundle.onnx_path)
     wanted = model.state_dict()
     missing = [k for k in wanted if k not in weights and not k.endswith(".attn.bias")]

@@ -20,6 +20,7 @@ import keyword
 import math
 import tokenize
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,7 +86,7 @@ def token_scores(engine, text: str, cancel=None) -> list[TokenScore]:
     return out
 
 
-def code_kinds(text: str, starts: list[int]):
+def code_kinds(text: str, starts: list[int]) -> Callable[[int], str]:
     """Return a function from a character offset to the kind of Python token there.
 
     Kinds: name, attr (a name after a dot), keyword, op, number, prose (strings and
