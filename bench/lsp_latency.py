@@ -159,6 +159,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         options["model"] = {"path": str(args.bundle)}
     if args.max_tokens:
         options["completion"]["maxTokens"] = args.max_tokens
+    if args.no_type_through:
+        options["completion"]["typeThrough"] = False
     client = Client()
     client.wait(client.send("initialize", {
         "processId": os.getpid(), "rootUri": None, "capabilities": {},
@@ -218,6 +220,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "file": str(path),
         "typed_chars": end - start,
+        "type_through": not args.no_type_through,
         "interval_ms": args.interval_ms,
         "multiline": args.multiline,
         "model": model["path"],
@@ -232,6 +235,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "prefix_cache_hit_rate": model["cache_hits"]
         / max(1, model["cache_hits"] + model["cache_misses"]),
         "engine_runs": stats["generated"],
+        "typed_through": stats["typed_through"],
         "superseded": stats["superseded"],
         "superseded_computed_to_end": stats["superseded_computed"],
         "startup_to_first_completion_s": first,
@@ -253,6 +257,11 @@ def main() -> None:
     parser.add_argument("--multiline", default="never", choices=["auto", "always", "never"])
     parser.add_argument("--max-tokens", type=int, default=0, help="completion.maxTokens")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--no-type-through",
+        action="store_true",
+        help="run the model on every keystroke (completion.typeThrough off)",
+    )
     parser.add_argument(
         "--startup-timeout",
         type=float,
