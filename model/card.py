@@ -140,6 +140,7 @@ def render(
     cfg = summary.get("config", {})
     minutes = summary.get("wall_time_s", 0) / 60
     init = f" --init-from {cfg['init_from']}" if cfg.get("init_from") else ""
+    fim = "" if m.fim else " --no-fim"
     limitations = [
         "A small model trained for minutes on two CPU cores: it completes common idioms "
         "and names from the context, not whole algorithms.",
@@ -172,7 +173,7 @@ windows in fill-in-the-middle (PSM) form, seed {cfg.get("seed")}.
 Reproduce: `jpilot model train --out RUN --minutes {cfg.get("minutes")} --layers
 {cfg.get("layers")} --d-model {cfg.get("d_model")} --heads {cfg.get("heads")} --vocab-size
 {cfg.get("vocab_size")} --seq-len {cfg.get("seq_len")} --batch-size {cfg.get("batch_size")}
---lr {cfg.get("lr")}{init}` then `jpilot model export RUN/checkpoint BUNDLE --quantize int8`.
+--lr {cfg.get("lr")}{init}` then `jpilot model export RUN/checkpoint BUNDLE --quantize int8{fim}`.
 
 {_curve(curve)}{_earlier_training(summary, history)}
 

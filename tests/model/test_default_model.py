@@ -18,8 +18,7 @@ WEAK = "the 7M-parameter default model gets this wrong today (see its MODEL_CARD
 PROMPTS = [
     pytest.param("import os\n\n\ndef list_python_files(root):\n    ",
                  marks=pytest.mark.xfail(strict=True, reason=WEAK + ": opens a docstring")),
-    pytest.param("def add(a, b):\n    return ",
-                 marks=pytest.mark.xfail(strict=True, reason=WEAK + ": runaway expression")),
+    "def add(a, b):\n    return ",
     "class Point:\n    def __init__(self, x, y):\n        self.x = x\n        self.y = ",
     pytest.param("for i in range(10):\n    ",
                  marks=pytest.mark.xfail(strict=True, reason=WEAK + ": opens a docstring")),
