@@ -52,7 +52,7 @@ def test_no_hints_on_uniform_or_tiny_files() -> None:
 
 
 def test_hints_are_capped_and_sorted() -> None:
-    tokens = tokens_with({0: 0.5, 1: 0.6, 2: 20.0, 3: 0.55, 4: 12.0})
+    tokens = tokens_with({0: 0.5, 1: 0.6, 2: 20.0, 3: 0.55, 4: 14.0})
     assert [h.line for h in find_hints(TEXT, tokens)] == [2, 4]
     assert [h.line for h in find_hints(TEXT, tokens, max_hints=1)] == [2]
 
