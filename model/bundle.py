@@ -19,6 +19,7 @@ from jpilot.model.tokenizer import FimTokens, Tokenizer
 MANIFEST = "jpilot.json"
 ONNX_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
+CARD_FILE = "MODEL_CARD.md"
 FORMAT_VERSION = 1
 HOW_TO_GET_ONE = (
     "export one with `jpilot model export HF_CHECKPOINT_DIR BUNDLE_DIR`, "

@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from jpilot.model.bundle import read_manifest
+from jpilot.model.bundle import CARD_FILE, read_manifest
 from jpilot.model.errors import ModelError
+from jpilot.model.train.config import HISTORY_DIR
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,10 +34,10 @@ def run(args: argparse.Namespace) -> int:
     log_path = args.run / "train_log.jsonl"
     curve = [json.loads(x) for x in log_path.read_text().splitlines()] if log_path.exists() else []
     evaluation = json.loads(args.eval.read_text(encoding="utf-8")) if args.eval else None
-    earlier = args.run / "init_from" / "MODEL_CARD.md"  # written by `train --init-from`
+    earlier = args.run / HISTORY_DIR / CARD_FILE  # written by `train --init-from`
     history = earlier.read_text(encoding="utf-8") if earlier.is_file() else None
     text = render(args.bundle, summary, curve, evaluation, args.note, history)
-    (args.bundle / "MODEL_CARD.md").write_text(text, encoding="utf-8")
+    (args.bundle / CARD_FILE).write_text(text, encoding="utf-8")
     print(f"wrote {args.bundle / 'MODEL_CARD.md'}")
     return 0
 

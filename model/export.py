@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from jpilot.model.bundle import (
+    CARD_FILE,
     MANIFEST,
     ONNX_FILE,
     TOKENIZER_FILE,
@@ -272,4 +273,4 @@ Exported by {m.created_by} with `jpilot model export`.
 Describe the training data, licences, evaluation and limitations here
 (see {MANIFEST} for the machine-readable fields).
 """
-    (out / "MODEL_CARD.md").write_text(text, encoding="utf-8")
+    (out / CARD_FILE).write_text(text, encoding="utf-8")

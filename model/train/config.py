@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 MAX_PARAMS = 60_000_000  # the shipped default must stay a small CPU model
+HISTORY_DIR = "init_from"  # RUN/init_from/: manifest and card of the --init-from bundle
 
 
 @dataclass

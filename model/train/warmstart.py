@@ -26,11 +26,9 @@ import torch
 from onnx import numpy_helper
 from transformers import GPTJConfig, GPTJForCausalLM
 
-from jpilot.model.bundle import MANIFEST, Manifest, load_bundle
+from jpilot.model.bundle import CARD_FILE, MANIFEST, Manifest, load_bundle
 from jpilot.model.errors import ModelError
-
-HISTORY = "init_from"  # RUN/init_from/: the starting bundle's manifest and model card
-CARD = "MODEL_CARD.md"
+from jpilot.model.train.config import HISTORY_DIR
 
 # "/transformer/h.3/mlp/fc_in/MatMul" or ".../MatMul_quant" -> "transformer.h.3.mlp.fc_in"
 _LINEAR_NODE = re.compile(r"^/((?:transformer/h\.\d+/(?:attn|mlp)/\w+)|lm_head)/MatMul(_quant)?$")
@@ -103,8 +101,8 @@ def keep_history(bundle_dir: Path, out: Path) -> None:
     `jpilot model card` quotes that card's training section, so the new card tells the
     whole history even after the starting bundle is replaced by the new one.
     """
-    history = out / HISTORY
+    history = out / HISTORY_DIR
     history.mkdir(parents=True, exist_ok=True)
-    for name in (MANIFEST, CARD):
+    for name in (MANIFEST, CARD_FILE):
         if (bundle_dir / name).is_file():
             shutil.copyfile(bundle_dir / name, history / name)
