@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jpilot.model.errors import ModelError
-from jpilot.model.tokenizer import FimTokens, Tokenizer
+from jpilot.model.tokenizer import FIM_ORDERS, FimTokens, Tokenizer
 
 MANIFEST = "jpilot.json"
 ONNX_FILE = "model.onnx"
@@ -47,11 +47,12 @@ class Manifest:
     external_data: list[str] = field(default_factory=list)  # external-data files, if any
     format: int = FORMAT_VERSION  # manifest format version
     created_by: str = ""  # jpilot version that wrote it
+    fim_order: str = "psm"  # FIM layout the model was trained on: "psm" or "spm"
 
     @property
     def fim_tokens(self) -> FimTokens | None:
-        """Return the FIM ids as a FimTokens, or None."""
-        return FimTokens(**self.fim) if self.fim else None
+        """Return the FIM ids and order as a FimTokens, or None."""
+        return FimTokens(**self.fim, order=self.fim_order) if self.fim else None
 
 
 @dataclass
@@ -96,6 +97,10 @@ def read_manifest(folder: Path) -> Manifest:
         )
     if raw.get("format", FORMAT_VERSION) > FORMAT_VERSION:
         raise ModelError(f"{path} was written by a newer jpilot; upgrade jpilot")
+    if raw.get("fim_order", "psm") not in FIM_ORDERS:
+        raise ModelError(
+            f"{path} has fim_order {raw['fim_order']!r}; it must be one of {', '.join(FIM_ORDERS)}"
+        )
     known = set(Manifest.__dataclass_fields__)
     try:
         return Manifest(**{k: v for k, v in raw.items() if k in known})

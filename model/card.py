@@ -142,6 +142,7 @@ def render(
     minutes = summary.get("wall_time_s", 0) / 60
     init = f" --init-from {cfg['init_from']}" if cfg.get("init_from") else ""
     fim = "" if m.fim else " --no-fim"
+    order = cfg.get("fim_order", "psm")  # runs from before --fim-order trained PSM
     limitations = [
         "A small model trained for minutes on two CPU cores: it completes common idioms "
         "and names from the context, not whole algorithms.",
@@ -170,11 +171,11 @@ jpilot completes code offline on a fresh machine. Retrain or replace it at will.
 {minutes:.0f} minutes of wall time on {cfg.get("threads")} CPU threads (bf16 autocast),
 batch {cfg.get("batch_size")} x {cfg.get("seq_len")} tokens, peak learning rate
 {cfg.get("lr")} with warmup and cosine decay, {int(100 * cfg.get("fim_rate", 0))}% of
-windows in fill-in-the-middle (PSM) form, seed {cfg.get("seed")}.
+windows in fill-in-the-middle ({order.upper()}) form, seed {cfg.get("seed")}.
 Reproduce: `jpilot model train --out RUN --minutes {cfg.get("minutes")} --layers
 {cfg.get("layers")} --d-model {cfg.get("d_model")} --heads {cfg.get("heads")} --vocab-size
 {cfg.get("vocab_size")} --seq-len {cfg.get("seq_len")} --batch-size {cfg.get("batch_size")}
---lr {cfg.get("lr")}{init}` then `jpilot model export RUN/checkpoint BUNDLE --quantize int8{fim}`.
+--lr {cfg.get("lr")} --fim-order {order}{init}` then `jpilot model export RUN/checkpoint BUNDLE --quantize int8{fim}`.
 
 {_curve(curve)}{_earlier_training(summary, history)}
 

@@ -247,6 +247,7 @@ def _manifest(src: Path, out: Path, config: dict, tokenizer: Any, dtype: str) ->
         n_positions=int(config.get("n_positions", 2048)),
         eos_token_id=None if eos is None else int(eos),
         fim={k: v for k, v in fim.items() if v is not None} if all(fim.values()) else None,
+        fim_order=str(config.get("fim_order") or "psm"),  # written by `jpilot model train`
         dtype=dtype,
         source=str(config.get("_name_or_path") or src.resolve().name),
         onnx_sha256=sha256_file(out / ONNX_FILE),

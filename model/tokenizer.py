@@ -12,13 +12,22 @@ from jpilot.model.errors import ModelError
 from jpilot.model.healing import Healer
 
 
+FIM_ORDERS = ("psm", "spm")  # the fill-in-the-middle layouts a model can be trained on
+
+
 @dataclass(frozen=True)
 class FimTokens:
-    """Token ids of the fill-in-the-middle markers (PSM order: prefix, suffix, middle)."""
+    """Token ids of the fill-in-the-middle markers, and the layout the model learned.
+
+    PSM: `<fim_prefix> prefix <fim_suffix> suffix <fim_middle>` (middle generated after).
+    SPM: `<fim_prefix> <fim_suffix> suffix <fim_middle> prefix`, the SantaCoder/StarCoder
+    variant of Bavarian et al. 2022's SPM: the middle continues the prefix directly.
+    """
 
     prefix: int
     suffix: int
     middle: int
+    order: str = "psm"
 
 
 class Tokenizer:
@@ -70,7 +79,7 @@ class Tokenizer:
     def infill_prompt(self, prefix: str, suffix: str, budget: int) -> list[int]:
         """Prompt for the text between prefix and suffix in at most `budget` tokens.
 
-        With FIM tokens: PSM with up to a quarter of the budget for the start of the
+        With FIM tokens: up to a quarter of the budget for the start of the
         suffix and the rest for the end of the prefix; without: the end of the prefix.
         """
         prefix_ids = self.encode(prefix)
@@ -80,8 +89,10 @@ class Tokenizer:
         return self.fim_prompt(prefix_ids[-(budget - len(suffix_ids) - 3) :], suffix_ids)
 
     def fim_prompt(self, prefix_ids: list[int], suffix_ids: list[int]) -> list[int]:
-        """Build a PSM fill-in-the-middle prompt from already-encoded prefix and suffix."""
+        """Build a fill-in-the-middle prompt (in the bundle's order) from encoded parts."""
         if self.fim is None:
             raise ModelError("this bundle has no FIM tokens; prompt with the prefix only")
         f = self.fim
+        if f.order == "spm":
+            return [f.prefix, f.suffix, *suffix_ids, f.middle, *prefix_ids]
         return [f.prefix, *prefix_ids, f.suffix, *suffix_ids, f.middle]

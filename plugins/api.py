@@ -75,7 +75,7 @@ class Prompt:
     """The token ids sent to the model, and what went into them (no text is logged)."""
 
     ids: list[int]
-    fim: bool  # built as <fim_prefix> P <fim_suffix> S <fim_middle>
+    fim: bool  # built by Tokenizer.fim_prompt (PSM or SPM order)
     prefix_tokens: int = 0
     suffix_tokens: int = 0
     snippet_tokens: int = 0

@@ -3,8 +3,10 @@
 - Prefix window: it starts on a line boundary, and the start is kept while it still
   fits; a new start leaves a quarter of the budget free. So consecutive prompts share
   their beginning and the engine's prefix reuse hits while the user types.
-- FIM: with FIM tokens in the bundle the prompt is `<fim_prefix> P <fim_suffix> S
-  <fim_middle>`, with a bounded share of the budget for the suffix.
+- FIM: with FIM tokens in the bundle the prompt holds the prefix P and suffix S in the
+  order the model learned (`Tokenizer.fim_prompt`: PSM `<fim_prefix> P <fim_suffix> S
+  <fim_middle>` or SPM `<fim_prefix> <fim_suffix> S <fim_middle> P`), with a bounded share
+  of the budget for the suffix.
 - Snippets: the first lines of other open documents of the same language, sorted by
   URI so they stay stable; ignored files are skipped.
 - Every piece is scrubbed of secrets before tokenization, and ignored files (by
@@ -72,7 +74,7 @@ def build_prompt(request: CompletionRequest, tokenizer: Tokenizer, budget: int) 
     scrubbed += n
     prefix_ids, heal = tokenizer.healer.split(prefix_ids)  # let the completion start mid-token
     if fim is not None:
-        ids = [fim.prefix, *snippet_ids, *prefix_ids, fim.suffix, *suffix_ids, fim.middle]
+        ids = tokenizer.fim_prompt([*snippet_ids, *prefix_ids], suffix_ids)
     else:
         ids = [*snippet_ids, *prefix_ids]
         if not ids and tokenizer.eos_id is not None:

@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from jpilot.model.errors import ModelError
+from jpilot.model.tokenizer import FIM_ORDERS
 from jpilot.model.train.config import TrainConfig
 
 
@@ -39,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
     parser.add_argument("--fim-rate", type=float, default=d.fim_rate)
+    parser.add_argument(
+        "--fim-order", choices=FIM_ORDERS, default=d.fim_order,
+        help="FIM layout: spm puts the suffix first so the middle continues the prefix",
+    )  # fmt: skip
     parser.add_argument("--evals", type=int, default=d.evals, help="validation runs in budget")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--threads", type=int, default=d.threads)
@@ -74,6 +79,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         batch_size=args.batch_size,
         lr=args.lr,
         fim_rate=args.fim_rate,
+        fim_order=args.fim_order,
         evals=args.evals,
         seed=args.seed,
         threads=args.threads,

@@ -8,10 +8,12 @@ A second run with the same options reuses the cache.
 
 `WindowSampler` draws training windows of `seq_len + 1` tokens, seeded by (seed, step), so a
 resumed run sees exactly the batches it would have seen. With probability `fim_rate` a window
-is turned into a fill-in-the-middle example (Bavarian et al. 2022, PSM order): a window of one
-document is decoded, cut at two random character positions (half the time the middle ends at
-a line end, like a rest-of-line completion) and re-tokenized as
-    <fim_prefix> prefix <fim_suffix> suffix <fim_middle> middle <|endoftext|>
+is turned into a fill-in-the-middle example (Bavarian et al. 2022): a window of one document
+is decoded, cut at two random character positions (half the time the middle ends at a line
+end, like a rest-of-line completion) and re-tokenized in SPM or PSM order
+(`jpilot.model.tokenizer.FimTokens`):
+    spm: <fim_prefix> <fim_suffix> suffix <fim_middle> prefix middle <|endoftext|>
+    psm: <fim_prefix> prefix <fim_suffix> suffix <fim_middle> middle <|endoftext|>
 Documents are whole files, which are mostly longer than a window, so the FIM span is drawn
 inside a window-sized piece of one document ("document-level" within the context length).
 """
@@ -153,6 +155,7 @@ class WindowSampler:
         seq_len: int,
         fim_rate: float = 0.5,
         seed: int = 0,
+        fim_order: str = "spm",
     ) -> None:
         if len(tokens) < seq_len + 2:
             raise ModelError(
@@ -161,6 +164,7 @@ class WindowSampler:
             )
         self.tokens, self.docs, self.tokenizer = tokens, docs, tokenizer
         self.seq_len, self.fim_rate, self.seed = seq_len, fim_rate, seed
+        self.fim_order = fim_order
         self.ids = special_ids(tokenizer)
         self.doc_ends = np.append(docs[1:], len(tokens))  # (n_docs,) exclusive ends
 
@@ -187,7 +191,7 @@ class WindowSampler:
         return self.fim_window(text, rng)
 
     def fim_window(self, text: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Cut `text` at two random points and lay it out as one padded PSM window."""
+        """Cut `text` at two random points and lay it out as one padded FIM window."""
         n = self.seq_len + 1
         i, j = sorted(int(x) for x in rng.integers(0, len(text) + 1, size=2))
         if rng.random() < 0.5:  # middle runs to the end of its line: rest-of-line completion
@@ -203,7 +207,11 @@ class WindowSampler:
         else:
             s = s[: max(0, room - len(p))]
             p = p[max(0, len(p) - (room - len(s))) :]
-        seq = [ids["fim_prefix"], *p, ids["fim_suffix"], *s, ids["fim_middle"], *m, ids["eot"]]
+        if self.fim_order == "spm":
+            seq = [ids["fim_prefix"], ids["fim_suffix"], *s, ids["fim_middle"], *p, *m]
+        else:
+            seq = [ids["fim_prefix"], *p, ids["fim_suffix"], *s, ids["fim_middle"], *m]
+        seq.append(ids["eot"])
         out = np.full(n, ids["fim_pad"], dtype=np.int64)
         out[: len(seq)] = seq
         labels = out.copy()

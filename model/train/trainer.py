@@ -217,12 +217,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: {n_params / 1e6:.2f}M params, vocab {vocab}, {cfg.layers}x{cfg.d_model}")
 
-    sampler = WindowSampler(
-        data.train, data.train_docs, data.tokenizer, cfg.seq_len, cfg.fim_rate, cfg.seed
-    )
-    val_sampler = WindowSampler(
-        data.val, data.val_docs, data.tokenizer, cfg.seq_len, cfg.fim_rate, cfg.seed
-    )
+    model.config.fim_order = cfg.fim_order  # saved in config.json; export copies it
+    samplers = [
+        WindowSampler(tokens, docs, data.tokenizer, cfg.seq_len, cfg.fim_rate, cfg.seed,
+                      cfg.fim_order)
+        for tokens, docs in ((data.train, data.train_docs), (data.val, data.val_docs))
+    ]  # fmt: skip
+    sampler, val_sampler = samplers
     windows = {
         "plain": validation_windows(val_sampler, cfg.val_windows, fim=False),
         "fim": validation_windows(val_sampler, cfg.val_windows, fim=True),
@@ -316,6 +317,12 @@ def _check_same_model(config: GPTJConfig, cfg: TrainConfig, vocab: int) -> None:
         raise ModelError(
             f"{cfg.out} holds a run with layers/d_model/heads/vocab {saved}, not {wanted}; "
             "rerun with the same options to resume, or pick another --out"
+        )
+    order = getattr(config, "fim_order", None)  # None: a fresh model or a bundle's weights
+    if order is not None and order != cfg.fim_order:
+        raise ModelError(
+            f"{cfg.out} holds a run trained with --fim-order {order}; resume it with the same "
+            "order, or start another --out with --init-from"
         )
 
 

@@ -33,7 +33,7 @@ def test_valid_bundle_loads(tiny_bundle: Path) -> None:
     m = bundle.manifest
     assert (m.architecture, m.n_layer, m.n_head, m.head_dim, m.rotary_dim) == ("gptj", 2, 4, 16, 8)
     assert m.fim is not None and set(m.fim) == {"prefix", "suffix", "middle"}
-    assert bundle.tokenizer.fim is not None
+    assert bundle.tokenizer.fim is not None and bundle.tokenizer.fim.order == "psm"
     assert bundle.tokenizer.decode(bundle.tokenizer.encode("x = 1\n")) == "x = 1\n"
 
 
@@ -79,6 +79,29 @@ def test_non_gptj_manifest(copy: Path) -> None:
     edit_manifest(copy, architecture="llama")
     with pytest.raises(ModelError, match="architecture 'llama'.*GPT-J"):
         load_bundle(copy)
+
+
+def test_fim_order_comes_from_the_manifest(copy: Path) -> None:
+    edit_manifest(copy, fim_order="spm")
+    tok = load_bundle(copy).tokenizer
+    assert tok.fim is not None and tok.fim.order == "spm"
+    f = tok.fim  # SPM: suffix first, so the middle continues the prefix
+    assert tok.fim_prompt([7, 8], [9]) == [f.prefix, f.suffix, 9, f.middle, 7, 8]
+    edit_manifest(copy, fim_order="mps")
+    with pytest.raises(ModelError, match="fim_order 'mps'.*psm, spm"):
+        load_bundle(copy)
+
+
+def test_export_takes_the_fim_order_from_the_checkpoint(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    src = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, src)
+    config = json.loads((src / "config.json").read_text())
+    (src / "config.json").write_text(json.dumps({**config, "fim_order": "spm"}))
+    bundle = load_bundle(export_bundle(src, tmp_path / "bundle"))
+    assert bundle.manifest.fim_order == "spm" and bundle.tokenizer.fim is not None
+    assert bundle.tokenizer.fim.order == "spm"
 
 
 def test_external_data_outside_bundle_is_refused(copy: Path, tmp_path: Path) -> None:

@@ -102,23 +102,32 @@ def test_tokenizer_round_trips_and_learns_indents(tokenizer) -> None:
     assert tokens[0] == "Ċ" + "Ġ" * 8  # newline plus an 8-space indent is one token
 
 
-def test_fim_layout(tokenizer) -> None:
+@pytest.mark.parametrize("order", ["spm", "psm"])
+def test_fim_layout(tokenizer, order: str) -> None:
     ids = special_ids(tokenizer)
     text = "def f(x):\n    return x + 1\n"
     stream = np.array(tokenizer.encode(text).ids + [ids["eot"]] * 80, dtype=np.uint16)
-    sampler = WindowSampler(stream, np.array([0]), tokenizer, seq_len=64, fim_rate=1.0)
+    sampler = WindowSampler(
+        stream, np.array([0]), tokenizer, seq_len=64, fim_rate=1.0, fim_order=order
+    )
     for seed in range(20):
         seq, labels = sampler.fim_window(text, np.random.default_rng(seed))
         assert seq.shape == labels.shape == (65,)
         s = seq.tolist()
-        assert s[0] == ids["fim_prefix"]
-        p_end, s_end = s.index(ids["fim_suffix"]), s.index(ids["fim_middle"])
         end = s.index(ids["eot"])
-        assert 0 < p_end < s_end < end
-        prefix = tokenizer.decode(s[1:p_end])
-        suffix = tokenizer.decode(s[p_end + 1 : s_end])
-        middle = tokenizer.decode(s[s_end + 1 : end])
-        assert prefix + middle + suffix == text
+        if order == "psm":  # <pre> P <suf> S <mid> M <eot>
+            assert s[0] == ids["fim_prefix"]
+            p_end, s_end = s.index(ids["fim_suffix"]), s.index(ids["fim_middle"])
+            assert 0 < p_end < s_end < end
+            prefix = tokenizer.decode(s[1:p_end])
+            suffix = tokenizer.decode(s[p_end + 1 : s_end])
+            assert prefix + tokenizer.decode(s[s_end + 1 : end]) + suffix == text
+        else:  # <pre> <suf> S <mid> P M <eot>: the middle continues the prefix
+            assert s[:2] == [ids["fim_prefix"], ids["fim_suffix"]]
+            s_end = s.index(ids["fim_middle"])
+            assert 1 < s_end < end
+            suffix = tokenizer.decode(s[2:s_end])
+            assert tokenizer.decode(s[s_end + 1 : end]) + suffix == text
         assert all(t == ids["fim_pad"] for t in s[end + 1 :])
         assert (labels[end + 1 :] == IGNORE).all() and (labels[: end + 1] != IGNORE).all()
     inputs, targets = sampler.batch(step=3, batch_size=4)
@@ -183,6 +192,7 @@ def test_toy_run_end_to_end_and_resume(tmp_path: Path, user_corpus: Path) -> Non
     model = GPTJForCausalLM.from_pretrained(out / "checkpoint")
     # the context the checkpoint declares is the one it was trained on (no extrapolation)
     assert model.config.n_layer == 2 and model.config.n_positions == 64
+    assert model.config.fim_order == "spm"  # export copies it into jpilot.json
     assert (out / "checkpoint" / "tokenizer.json").is_file()
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 3 and np.isfinite(log[-1]["val_loss_plain"])
@@ -199,6 +209,8 @@ def test_toy_run_end_to_end_and_resume(tmp_path: Path, user_corpus: Path) -> Non
 
     optimizer = load_file(str(out / "state" / "optimizer.safetensors"))
     assert int(optimizer["state.0.step"]) == 5  # AdamW moments carried over, not restarted
+    with pytest.raises(ModelError, match="--fim-order spm"):  # one run, one FIM layout
+        cli.run(_args(out, user_corpus, 6, "--fim-order", "psm"))
 
 
 def test_empty_corpus_is_a_user_error(tmp_path: Path) -> None:

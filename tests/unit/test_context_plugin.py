@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,20 @@ def test_fim_layout_prefix_then_suffix(tok: Tokenizer):
         "def f(x):\n    ret"
     )
     assert tok.decode(prompt.ids[split + 1 : -1]) == "urn x\n"
+
+
+def test_spm_layout_suffix_then_prefix(tok: Tokenizer):
+    assert tok.fim is not None
+    spm = Tokenizer(tok.path, tok.eos_id, dataclasses.replace(tok.fim, order="spm"))
+    r = req("def f(x):\n    return x\n", offset=len("def f(x):\n    ret"))
+    prompt = context.build_prompt(r, spm, 200)
+    fim = spm.fim
+    assert fim is not None and prompt.fim
+    assert prompt.ids[:2] == [fim.prefix, fim.suffix]
+    split = prompt.ids.index(fim.middle)
+    assert spm.decode(prompt.ids[2:split]) == "urn x\n"
+    # the prompt ends with the (healed) prefix: the completion continues it directly
+    assert spm.decode(prompt.ids[split + 1 :]) + prompt.heal.decode() == "def f(x):\n    ret"
 
 
 def test_budget_is_respected_and_the_end_of_the_prefix_kept(tok: Tokenizer):
