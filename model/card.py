@@ -175,7 +175,8 @@ windows in fill-in-the-middle ({order.upper()}) form, seed {cfg.get("seed")}.
 Reproduce: `jpilot model train --out RUN --minutes {cfg.get("minutes")} --layers
 {cfg.get("layers")} --d-model {cfg.get("d_model")} --heads {cfg.get("heads")} --vocab-size
 {cfg.get("vocab_size")} --seq-len {cfg.get("seq_len")} --batch-size {cfg.get("batch_size")}
---lr {cfg.get("lr")} --fim-order {order}{init}` then `jpilot model export RUN/checkpoint BUNDLE --quantize int8{fim}`.
+--lr {cfg.get("lr")} --fim-order {order}{init}` then
+`jpilot model export RUN/checkpoint BUNDLE --quantize int8{fim}`.
 
 {_curve(curve)}{_earlier_training(summary, history)}
 

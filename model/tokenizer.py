@@ -11,7 +11,6 @@ from tokenizers import Tokenizer as HFTokenizer
 from jpilot.model.errors import ModelError
 from jpilot.model.healing import Healer
 
-
 FIM_ORDERS = ("psm", "spm")  # the fill-in-the-middle layouts a model can be trained on
 
 
