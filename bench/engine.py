@@ -214,12 +214,18 @@ def main() -> None:
         build_checkpoint(root / "ckpt", args)
         fp32 = export_bundle(root / "ckpt", root / "fp32")
         int8 = export_bundle(root / "ckpt", root / "int8", quantize="int8")
+        static = {  # the GroupQueryAttention graph with an in-place KV buffer
+            "int8": export_bundle(root / "ckpt", root / "s8", quantize="int8", kv_cache="static"),
+            "fp32": export_bundle(root / "ckpt", root / "s32", kv_cache="static"),
+        }
         params = count_parameters(fp32 / "model.onnx")
         print(
             f"\nGPT-J {args.layers}x{args.d_model}, vocab {args.vocab}: {params / 1e6:.1f}M params;"
             f" prompt {args.prompt}, {args.new} new tokens, greedy, median of {args.repeats}"
         )
         results = {
+            "jpilot int8 static KV": bench_jpilot(static["int8"], prompt, args.new, args.repeats),
+            "jpilot fp32 static KV": bench_jpilot(static["fp32"], prompt, args.new, args.repeats),
             "jpilot int8": bench_jpilot(int8, prompt, args.new, args.repeats),
             "jpilot fp32": bench_jpilot(fp32, prompt, args.new, args.repeats),
         }
@@ -229,8 +235,12 @@ def main() -> None:
             results[name] = bench_hf(model, prompt, args.new, args.repeats)
         torch_model = GPTJForCausalLM.from_pretrained(root / "ckpt").eval()
         results["PyTorch eager generate"] = bench_hf(torch_model, prompt, args.new, args.repeats)
-        reuse = bench_prefix_reuse(int8, rng, args.repeats)
+        reuse = {
+            "int8 static KV": bench_prefix_reuse(static["int8"], rng, args.repeats),
+            "int8": bench_prefix_reuse(int8, rng, args.repeats),
+        }
         if args.profile:
+            profile_int8(static["int8"], prompt, root)
             profile_int8(int8, prompt, root)
 
     report(results, reuse, args)
@@ -247,14 +257,15 @@ def report(results: dict, reuse: dict, args: argparse.Namespace) -> None:
             f"{name:<24} {args.new / r['total']:8.1f} {r['ttft'] * 1000:9.1f} {r['total']:8.2f} "
             f"{base_torch / r['total']:8.2f}x {base_opt / r['total']:10.2f}x"
         )
-    cold, warm = reuse["cold"], reuse["warm"]
-    print(
-        "\nprefix reuse (int8, 1024-token context + 3 typed tokens, 16 new tokens):\n"
-        f"  first token: cold {cold['ttft'] * 1000:.0f} ms, warm {warm['ttft'] * 1000:.0f} ms "
-        f"= {100 * warm['ttft'] / cold['ttft']:.0f}% of cold\n"
-        f"  whole request: cold {cold['total'] * 1000:.0f} ms, warm {warm['total'] * 1000:.0f} ms "
-        f"= {100 * warm['total'] / cold['total']:.0f}% of cold"
-    )
+    for name, r in reuse.items():
+        cold, warm = r["cold"], r["warm"]
+        print(
+            f"\nprefix reuse ({name}, 1024-token context + 3 typed tokens, 16 new tokens):\n"
+            f"  first token: cold {cold['ttft'] * 1000:.0f} ms, warm {warm['ttft'] * 1000:.0f} "
+            f"ms = {100 * warm['ttft'] / cold['ttft']:.0f}% of cold\n"
+            f"  whole request: cold {cold['total'] * 1000:.0f} ms, warm "
+            f"{warm['total'] * 1000:.0f} ms = {100 * warm['total'] / cold['total']:.0f}% of cold"
+        )
     cores = len(os.sched_getaffinity(0))
     print(f"\nmachine: {platform.machine()}, {cores} cores, {time.strftime('%Y-%m-%d')}")
 

@@ -1,6 +1,8 @@
 """The ONNX Runtime GPT-J engine: prompt tokens in, generated tokens out, fast.
 
 - IO binding keeps the KV cache as OrtValues on the model's device (CPU or CUDA, one path).
+  Bundles exported with `--kv-cache static` (model/static_kv.py) keep it in one buffer per
+  tensor that the model updates in place: no per-step copy, and cutting a cache back is free.
 - The KV caches of recent sequences live in a PrefixCache; a new prompt feeds only the
   tokens after its longest cached prefix.
 - Decoding is greedy or temperature/top-p; it stops on eos, stop strings, max tokens,
@@ -33,6 +35,7 @@ from jpilot.model.kv import ORT_TO_NUMPY, KVSlicer, empty_kv, kv_nbytes
 from jpilot.model.prefix_cache import PrefixCache
 from jpilot.model.providers import create_session, placement, provider_list
 from jpilot.model.sampling import log_softmax, sample
+from jpilot.model.static_kv import STATIC_INPUTS
 
 
 class CancelToken(Protocol):
@@ -97,14 +100,18 @@ class Engine:
         self._read_signature()
         self.cache = PrefixCache(self.config.cache_entries, self.config.cache_bytes)
         providers = provider_list("cuda" if self.where.device_type == "cuda" else "cpu")
-        self._slice = KVSlicer(len(self.past_names), self.kv_dtype, providers, self.where)
+        self._slicer = None
+        if not self.static_kv:
+            self._slicer = KVSlicer(len(self.past_names), self.kv_dtype, providers, self.where)
         self._lock = threading.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jpilot-engine")
 
     def _read_signature(self) -> None:
         """Read input/output names, KV shapes and dtypes from the session once."""
         inputs = {i.name: i for i in self.session.get_inputs()}
-        missing = {"input_ids", "attention_mask", "position_ids"} - set(inputs)
+        self.static_kv = all(name in inputs for name in STATIC_INPUTS)
+        positions = STATIC_INPUTS if self.static_kv else ("attention_mask", "position_ids")
+        missing = {"input_ids", *positions} - set(inputs)
         if missing:
             raise ModelError(
                 f"{self.bundle.onnx_path} lacks inputs {sorted(missing)}; it is not a GPT-J "
@@ -120,6 +127,16 @@ class Engine:
         self.n_positions = self.bundle.manifest.n_positions
         self.has_keep_input = KEEP_INPUT in inputs
 
+    def _empty_kv(self) -> list[Any]:
+        """Return a fresh KV cache holding no tokens (static: buffers of unread rows)."""
+        # static: one row more than any total, so GQA stays in its in-place (static) mode
+        length = self.n_positions + 1 if self.static_kv else 0
+        return empty_kv(self.kv_shapes, self.kv_dtype, self.where, length)
+
+    def _slice(self, kv: list[Any], length: int) -> list[Any]:
+        """Return `kv` cut to its first `length` positions (static: rows past it go unread)."""
+        return kv if self._slicer is None else self._slicer(kv, length)
+
     # ----------------------------------------------------------------- forward passes
     def _forward(
         self, ids: Sequence[int], past: list[Any], start: int, all_logits: bool = False
@@ -132,24 +149,29 @@ class Engine:
         n = len(ids)
         dev, dev_id = self.where.device_type, self.where.device_id
         io = self.session.io_binding()
-        feeds = {
-            "input_ids": np.asarray([ids], dtype=self.id_dtype),  # [1, S]
-            "attention_mask": np.ones((1, start + n), dtype=np.int64),  # [1, past + S]
-            "position_ids": np.arange(start, start + n, dtype=np.int64)[None, :],  # [1, S]
-        }
+        feeds: dict[str, np.ndarray] = {"input_ids": np.asarray([ids], dtype=self.id_dtype)}
+        if self.static_kv:  # GQA: positions and the causal mask follow from the lengths
+            feeds["seqlens_k"] = np.array([start + n - 1], dtype=np.int32)  # [1]
+            feeds["total_sequence_length"] = np.array(start + n, dtype=np.int32)  # []
+        else:
+            feeds["attention_mask"] = np.ones((1, start + n), dtype=np.int64)  # [1, past + S]
+            feeds["position_ids"] = np.arange(start, start + n, dtype=np.int64)[None, :]
         if self.has_keep_input:
             feeds[KEEP_INPUT] = np.array([n if all_logits else 1], dtype=np.int64)  # [1]
         for name, array in feeds.items():
             io.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, dev, dev_id))
         for name, value in zip(self.past_names, past, strict=True):
             io.bind_ortvalue_input(name, value)
-        io.bind_output("logits", "cpu")  # sampling happens on the host
-        for name in self.present_names:
-            io.bind_output(name, dev, dev_id)  # the cache stays on the device
+        io.bind_output("logits", "cpu")  # sampling happens on the host; bound first, read first
+        for name, value in zip(self.present_names, past, strict=True):
+            if self.static_kv:
+                io.bind_ortvalue_output(name, value)  # the same buffer: updated in place
+            else:
+                io.bind_output(name, dev, dev_id)  # the cache stays on the device
         self.session.run_with_iobinding(io)
         outputs = io.get_outputs()
         logits = outputs[0].numpy()[0]  # [S, V]
-        return logits, list(outputs[1:])
+        return logits, past if self.static_kv else list(outputs[1:])
 
     def _prefill(
         self, ids: Sequence[int], cancel: CancelToken | None
@@ -163,8 +185,10 @@ class Engine:
         reused = min(common, len(ids) - 1)  # always feed at least one token to get logits
         if entry is not None and reused > 0:
             past = entry.kv if reused == len(entry.tokens) else self._slice(entry.kv, reused)
+            if self.static_kv:  # this request writes into the entry's buffers from `reused` on
+                self.cache.take(entry)
         else:
-            reused, past = 0, empty_kv(self.kv_shapes, self.kv_dtype, self.where)
+            reused, past = 0, self._empty_kv()
         logits = None
         pos = reused
         while pos < len(ids):
@@ -306,7 +330,7 @@ class Engine:
                 raise CancelledError("scoring was cancelled")
             begin = 0 if done == 1 else max(0, done - window // 2)
             chunk = ids[begin : begin + window]
-            empty = empty_kv(self.kv_shapes, self.kv_dtype, self.where)
+            empty = self._empty_kv()
             with self._lock:  # per window, so a completion can run between windows
                 logits, _ = self._forward(chunk, empty, 0, all_logits=True)
             lp = log_softmax(logits[:-1])  # [len(chunk) - 1, V]: predicts chunk[1:]

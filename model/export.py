@@ -30,6 +30,7 @@ from jpilot.model.bundle import (
 )
 from jpilot.model.errors import ModelError
 from jpilot.model.graph import add_logits_to_keep
+from jpilot.model.static_kv import KV_CACHES, check_supported, export_static
 
 FIM_NAMES = {  # spellings of the FIM markers across tokenizers, ours first
     "prefix": ("<fim_prefix>", "<|fim_prefix|>", "<fim-prefix>"),
@@ -57,12 +58,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-fim", action="store_true",
                         help="declare no FIM tokens: serve prefix-only prompts")  # fmt: skip
+    parser.add_argument(
+        "--kv-cache", choices=KV_CACHES, default="concat",
+        help="static: build the graph with ORT GroupQueryAttention and an in-place KV buffer "
+        "(no per-step cache copy; rotary_dim must be a multiple of 16); concat: optimum's export",
+    )  # fmt: skip
     parser.add_argument("--force", action="store_true", help="replace an existing DST")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the export from parsed arguments."""
-    export_bundle(args.src, args.dst, args.dtype, args.quantize, args.force, fim=not args.no_fim)
+    export_bundle(args.src, args.dst, args.dtype, args.quantize, args.force,
+                  fim=not args.no_fim, kv_cache=args.kv_cache)  # fmt: skip
     return 0
 
 
@@ -95,12 +102,15 @@ def export_bundle(
     quantize: str | None = None,
     force: bool = False,
     fim: bool = True,
+    kv_cache: str = "concat",
 ) -> Path:
     """Export a GPT-J checkpoint folder to a validated bundle at `dst`; return its path."""
     src, dst = Path(src), Path(dst)
     if dtype == "fp16" and quantize:
         raise ModelError("choose either --dtype fp16 (GPU) or --quantize int8 (CPU), not both")
     config = read_gptj_config(src)
+    if kv_cache == "static":
+        check_supported(config)
     if dst.exists() and any(dst.iterdir()) and not force:
         raise ModelError(f"{dst} already exists and is not empty; pass --force to replace it")
     total = 5
@@ -109,8 +119,13 @@ def export_bundle(
         raw, out = Path(tmp) / "raw", Path(tmp) / "bundle"
         out.mkdir()
         t0 = time.monotonic()
-        _step(1, total, f"exporting {src} with optimum-onnx (text-generation-with-past)")
-        _optimum_export(src, raw)
+        if kv_cache == "static":
+            _step(1, total, f"building the static-KV graph of {src} (GroupQueryAttention)")
+            raw.mkdir()
+            _save(export_static(src), raw / ONNX_FILE)
+        else:
+            _step(1, total, f"exporting {src} with optimum-onnx (text-generation-with-past)")
+            _optimum_export(src, raw)
         _step(2, total, _convert_note(dtype, quantize))
         _convert(raw, out, dtype, quantize)
         _step(3, total, "writing tokenizer.json")

@@ -22,11 +22,17 @@ ORT_TO_NUMPY = {
 }
 
 
-def empty_kv(shapes: list[tuple[int, int]], dtype: Any, where: Placement) -> list[Any]:
-    """Return zero-length past tensors [1, H, 0, D], one per (H, D) in `shapes`."""
+def empty_kv(
+    shapes: list[tuple[int, int]], dtype: Any, where: Placement, length: int = 0
+) -> list[Any]:
+    """Return KV tensors [1, H, length, D] holding no tokens, one per (H, D) in `shapes`.
+
+    length 0: a growing cache's empty past. length > 0: a static-KV model's buffers
+    (static_kv.py), left uninitialized because rows past the cache's length are never read.
+    """
     return [
         ort.OrtValue.ortvalue_from_shape_and_type(
-            [1, heads, 0, dim], dtype, where.device_type, where.device_id
+            [1, heads, length, dim], dtype, where.device_type, where.device_id
         )
         for heads, dim in shapes
     ]

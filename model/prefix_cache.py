@@ -65,6 +65,11 @@ class PrefixCache:
             self.misses += 1
         return best, best_len
 
+    def take(self, entry: CacheEntry) -> None:
+        """Remove `entry`: its caller is about to overwrite its KV (static buffers)."""
+        for key in [k for k, e in self._entries.items() if e is entry]:
+            del self._entries[key]
+
     def put(self, tokens: Sequence[int], kv: list[Any], nbytes: int) -> None:
         """Store a sequence's cache, dropping entries it extends, then evict to the bounds."""
         new = CacheEntry(tuple(tokens), kv, nbytes)

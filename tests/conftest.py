@@ -42,3 +42,29 @@ def tiny_bundle_fp16(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFac
     from jpilot.model.export import export_bundle
 
     return export_bundle(tiny_checkpoint, tmp_path_factory.mktemp("bundle") / "fp16", dtype="fp16")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_gqa(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random GPT-J whose rotary width GroupQueryAttention takes (head 32, rotary 16)."""
+    return make_gptj(tmp_path_factory.mktemp("ckpt") / "tiny-gptj-gqa", n_head=2, rotary_dim=16)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle_static(tiny_checkpoint_gqa: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """That checkpoint exported with `--kv-cache static` (model/static_kv.py), fp32."""
+    from jpilot.model.export import export_bundle
+
+    folder = tmp_path_factory.mktemp("bundle") / "static"
+    return export_bundle(tiny_checkpoint_gqa, folder, kv_cache="static")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle_static_int8(
+    tiny_checkpoint_gqa: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """That checkpoint exported with `--kv-cache static --quantize int8`."""
+    from jpilot.model.export import export_bundle
+
+    folder = tmp_path_factory.mktemp("bundle") / "static-int8"
+    return export_bundle(tiny_checkpoint_gqa, folder, quantize="int8", kv_cache="static")

@@ -32,7 +32,14 @@ def make_tokenizer(path: Path, vocab_size: int = 320) -> None:
     tok.save(str(path))
 
 
-def make_gptj(folder: Path, seed: int = 0, vocab_size: int = 320, n_positions: int = 256) -> Path:
+def make_gptj(
+    folder: Path,
+    seed: int = 0,
+    vocab_size: int = 320,
+    n_positions: int = 256,
+    n_head: int = 4,
+    rotary_dim: int = 8,
+) -> Path:
     """Save a tiny random GPT-J checkpoint (with tokenizer.json) into `folder`."""
     import torch
     from transformers import GPTJConfig, GPTJForCausalLM
@@ -43,8 +50,8 @@ def make_gptj(folder: Path, seed: int = 0, vocab_size: int = 320, n_positions: i
         n_positions=n_positions,
         n_embd=64,
         n_layer=2,
-        n_head=4,
-        rotary_dim=8,
+        n_head=n_head,
+        rotary_dim=rotary_dim,
         bos_token_id=0,
         eos_token_id=0,
         initializer_range=0.3,

@@ -1,4 +1,8 @@
-"""The engine against PyTorch on a tiny random GPT-J: logits, cache, reuse, stops, cancel."""
+"""The engine against PyTorch on a tiny random GPT-J: logits, cache, reuse, stops, cancel.
+
+Every test runs on both graph kinds: optimum's export, whose KV cache grows by a Concat
+("concat"), and the GroupQueryAttention graph with in-place KV buffers ("static").
+"""
 
 from __future__ import annotations
 
@@ -10,28 +14,49 @@ import numpy as np
 import pytest
 
 from jpilot.model.engine import Engine, EngineConfig, GenerationConfig
-from jpilot.model.kv import empty_kv
 
 PROMPT = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n"
 
 
-@pytest.fixture(scope="module")
-def engine(tiny_bundle: Path) -> Engine:
-    return Engine(tiny_bundle)
+@pytest.fixture(scope="module", params=["concat", "static"])
+def kind(request) -> str:
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def torch_model(tiny_checkpoint: Path):
+def checkpoint(kind: str, tiny_checkpoint: Path, tiny_checkpoint_gqa: Path) -> Path:
+    return tiny_checkpoint if kind == "concat" else tiny_checkpoint_gqa
+
+
+@pytest.fixture(scope="module")
+def bundle(kind: str, tiny_bundle: Path, tiny_bundle_static: Path) -> Path:
+    return tiny_bundle if kind == "concat" else tiny_bundle_static
+
+
+@pytest.fixture(scope="module")
+def bundle_int8(kind: str, tiny_bundle_int8: Path, tiny_bundle_static_int8: Path) -> Path:
+    return tiny_bundle_int8 if kind == "concat" else tiny_bundle_static_int8
+
+
+@pytest.fixture(scope="module")
+def engine(bundle: Path, kind: str) -> Engine:
+    engine = Engine(bundle)
+    assert engine.static_kv == (kind == "static")
+    return engine
+
+
+@pytest.fixture(scope="module")
+def torch_model(checkpoint: Path):
     from transformers import GPTJForCausalLM
 
-    return GPTJForCausalLM.from_pretrained(tiny_checkpoint).eval()
+    return GPTJForCausalLM.from_pretrained(checkpoint).eval()
 
 
 def greedy_without_cache(engine: Engine, prompt: list[int], n: int) -> list[int]:
     """Greedy decode by re-running the whole sequence each step, no KV cache at all."""
     seq = list(prompt)
     for _ in range(n):
-        empty = empty_kv(engine.kv_shapes, engine.kv_dtype, engine.where)
+        empty = engine._empty_kv()
         logits, _ = engine._forward(seq, empty, 0)
         seq.append(int(np.argmax(logits[-1])))
     return seq[len(prompt) :]
@@ -43,7 +68,7 @@ def test_onnx_logits_match_pytorch(engine: Engine, torch_model) -> None:
     ids = engine.tokenizer.encode(PROMPT)
     with torch.no_grad():
         expected = torch_model(torch.tensor([ids])).logits[0].numpy()
-    empty = empty_kv(engine.kv_shapes, engine.kv_dtype, engine.where)
+    empty = engine._empty_kv()
     logits, _ = engine._forward(ids, empty, 0, all_logits=True)
     assert logits.shape == expected.shape
     np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
@@ -55,7 +80,7 @@ def test_incremental_logits_match_pytorch(engine: Engine, torch_model) -> None:
     ids = engine.tokenizer.encode(PROMPT)
     with torch.no_grad():
         expected = torch_model(torch.tensor([ids])).logits[0].numpy()
-    empty = empty_kv(engine.kv_shapes, engine.kv_dtype, engine.where)
+    empty = engine._empty_kv()
     _, past = engine._forward(ids[:-3], empty, 0)
     logits, _ = engine._forward(ids[-3:], past, len(ids) - 3, all_logits=True)
     np.testing.assert_allclose(logits, expected[-3:], atol=1e-4, rtol=0)
@@ -78,15 +103,16 @@ def test_cache_and_prefix_reuse_give_identical_tokens(engine: Engine) -> None:
     assert sliced.reused_tokens == len(prompt) - 2
     assert sliced.tokens == greedy_without_cache(engine, edited, 12)
     # Continuing with the generated tokens reuses the prompt and all but the last of them.
+    # A static cache was written over by the edited prompt from where it diverged.
     follow = engine.generate(prompt + reference[:10], GenerationConfig(max_new_tokens=14))
-    assert follow.reused_tokens == len(prompt) + 9
+    assert follow.reused_tokens == len(prompt) + (9 if not engine.static_kv else -2)
     assert follow.tokens == reference[10:24]
+    again = engine.generate(prompt + reference[:10], GenerationConfig(max_new_tokens=14))
+    assert again.reused_tokens == len(prompt) + 9 and again.tokens == reference[10:24]
 
 
-def test_chunked_prefill_matches(tiny_bundle: Path, engine: Engine) -> None:
-    from jpilot.model.engine import EngineConfig
-
-    chunked = Engine(tiny_bundle, EngineConfig(prefill_chunk=5))
+def test_chunked_prefill_matches(bundle: Path, engine: Engine) -> None:
+    chunked = Engine(bundle, EngineConfig(prefill_chunk=5))
     prompt = engine.tokenizer.encode(PROMPT * 2)
     expected = engine.generate(prompt, GenerationConfig(max_new_tokens=10)).tokens
     assert chunked.generate(prompt, GenerationConfig(max_new_tokens=10)).tokens == expected
@@ -147,7 +173,7 @@ def test_deadline_is_honoured(engine: Engine) -> None:
     assert len(result.tokens) == 2
 
 
-def test_stop_string_eos_and_length(engine: Engine, tiny_bundle: Path) -> None:
+def test_stop_string_eos_and_length(engine: Engine, bundle: Path) -> None:
     prompt = engine.tokenizer.encode(PROMPT)
     free = engine.generate(prompt, GenerationConfig(max_new_tokens=16))
     assert free.finish_reason == "length" and len(free.tokens) == 16
@@ -159,7 +185,7 @@ def test_stop_string_eos_and_length(engine: Engine, tiny_bundle: Path) -> None:
         assert stopped.finish_reason == "stop"
         assert stopped.text == prefix
     # eos: pretend the 5th generated token is end-of-text
-    eos_engine = Engine(tiny_bundle)
+    eos_engine = Engine(bundle)
     eos_engine.tokenizer.eos_id = free.tokens[4]
     first = free.tokens.index(free.tokens[4])
     ended = eos_engine.generate(prompt, GenerationConfig(max_new_tokens=16))
@@ -222,8 +248,8 @@ def test_worker_thread_runs_generation(engine: Engine) -> None:
     assert names[0].startswith("jpilot-engine")
 
 
-def test_int8_bundle_agreement(tiny_bundle_int8: Path, engine: Engine) -> None:
-    int8 = Engine(tiny_bundle_int8)
+def test_int8_bundle_agreement(bundle_int8: Path, engine: Engine) -> None:
+    int8 = Engine(bundle_int8)
     assert int8.bundle.manifest.dtype == "int8"
     prompt = engine.tokenizer.encode(PROMPT)
     cfg = GenerationConfig(max_new_tokens=32)
@@ -237,7 +263,7 @@ def test_int8_bundle_agreement(tiny_bundle_int8: Path, engine: Engine) -> None:
 
 def test_prefill_computes_logits_for_the_last_position_only(engine: Engine) -> None:
     ids = engine.tokenizer.encode(PROMPT)
-    empty = empty_kv(engine.kv_shapes, engine.kv_dtype, engine.where)
+    empty = engine._empty_kv()
     assert engine.has_keep_input
     last, _ = engine._forward(ids, empty, 0)
     full, _ = engine._forward(ids, empty, 0, all_logits=True)
@@ -259,8 +285,8 @@ def test_score_of_a_long_input_uses_overlapping_windows(engine: Engine, torch_mo
     assert np.all(scored.top_logp >= scored.logp - 1e-9)
 
 
-def test_a_cancelled_prefill_leaves_a_consistent_cache(tiny_bundle: Path) -> None:
-    fresh = Engine(tiny_bundle, EngineConfig(prefill_chunk=8))
+def test_a_cancelled_prefill_leaves_a_consistent_cache(bundle: Path) -> None:
+    fresh = Engine(bundle, EngineConfig(prefill_chunk=8))
     prompt = fresh.tokenizer.encode(PROMPT * 3)
     reference = greedy_without_cache(fresh, prompt, 8)
     calls = 0
