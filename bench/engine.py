@@ -212,8 +212,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         build_checkpoint(root / "ckpt", args)
-        fp32 = export_bundle(root / "ckpt", root / "fp32")
-        int8 = export_bundle(root / "ckpt", root / "int8", quantize="int8")
+        fp32 = export_bundle(root / "ckpt", root / "fp32", kv_cache="concat")
+        int8 = export_bundle(root / "ckpt", root / "int8", quantize="int8", kv_cache="concat")
         static = {  # the GroupQueryAttention graph with an in-place KV buffer
             "int8": export_bundle(root / "ckpt", root / "s8", quantize="int8", kv_cache="static"),
             "fp32": export_bundle(root / "ckpt", root / "s32", kv_cache="static"),

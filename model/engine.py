@@ -159,7 +159,10 @@ class Engine:
         if self.has_keep_input:
             feeds[KEEP_INPUT] = np.array([n if all_logits else 1], dtype=np.int64)  # [1]
         for name, array in feeds.items():
-            io.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, dev, dev_id))
+            if name == "total_sequence_length":  # GQA reads it on the host, even on CUDA
+                io.bind_cpu_input(name, array)
+            else:
+                io.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, dev, dev_id))
         for name, value in zip(self.past_names, past, strict=True):
             io.bind_ortvalue_input(name, value)
         io.bind_output("logits", "cpu")  # sampling happens on the host; bound first, read first

@@ -30,7 +30,7 @@ from jpilot.model.bundle import (
 )
 from jpilot.model.errors import ModelError
 from jpilot.model.graph import add_logits_to_keep
-from jpilot.model.static_kv import KV_CACHES, check_supported, export_static
+from jpilot.model.static_kv import KV_CACHES, export_static, resolve_kv_cache
 
 FIM_NAMES = {  # spellings of the FIM markers across tokenizers, ours first
     "prefix": ("<fim_prefix>", "<|fim_prefix|>", "<fim-prefix>"),
@@ -59,9 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-fim", action="store_true",
                         help="declare no FIM tokens: serve prefix-only prompts")  # fmt: skip
     parser.add_argument(
-        "--kv-cache", choices=KV_CACHES, default="concat",
+        "--kv-cache", choices=KV_CACHES, default="auto",
         help="static: build the graph with ORT GroupQueryAttention and an in-place KV buffer "
-        "(no per-step cache copy; rotary_dim must be a multiple of 16); concat: optimum's export",
+        "(no per-step cache copy; rotary_dim must be a multiple of 16; on CUDA use --dtype "
+        "fp16); concat: optimum's export; auto (default): static where it can",
     )  # fmt: skip
     parser.add_argument("--force", action="store_true", help="replace an existing DST")
 
@@ -102,15 +103,14 @@ def export_bundle(
     quantize: str | None = None,
     force: bool = False,
     fim: bool = True,
-    kv_cache: str = "concat",
+    kv_cache: str = "auto",
 ) -> Path:
     """Export a GPT-J checkpoint folder to a validated bundle at `dst`; return its path."""
     src, dst = Path(src), Path(dst)
     if dtype == "fp16" and quantize:
         raise ModelError("choose either --dtype fp16 (GPU) or --quantize int8 (CPU), not both")
     config = read_gptj_config(src)
-    if kv_cache == "static":
-        check_supported(config)
+    kv_cache = resolve_kv_cache(kv_cache, config)
     if dst.exists() and any(dst.iterdir()) and not force:
         raise ModelError(f"{dst} already exists and is not empty; pass --force to replace it")
     total = 5

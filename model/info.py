@@ -10,6 +10,7 @@ from typing import Any
 import onnxruntime as ort
 
 from jpilot.model.bundle import load_bundle
+from jpilot.model.static_kv import ROTARY_TABLES, kv_cache_kind
 
 QUANT_PARAM_SUFFIXES = ("_scale", "_zero_point")  # int8 quantization bookkeeping
 
@@ -29,6 +30,8 @@ def count_parameters(onnx_path: Path) -> int:
     total = 0
     for tensor in model.graph.initializer:
         if tensor.data_type not in weight_types or tensor.name.endswith(QUANT_PARAM_SUFFIXES):
+            continue
+        if tensor.name in ROTARY_TABLES:  # the static-KV graph's cos/sin tables
             continue
         n = 1
         for d in tensor.dims:
@@ -50,6 +53,7 @@ def bundle_info(folder: Path) -> dict[str, Any]:
         "context": m.n_positions,
         "parameters": count_parameters(bundle.onnx_path),
         "dtype": m.dtype,
+        "kv_cache": kv_cache_kind(bundle.onnx_path),
         "fim": bool(m.fim),
         "size_mib": round(size / 2**20, 2),
         "source": m.source,

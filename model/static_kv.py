@@ -30,20 +30,38 @@ import numpy as np
 
 from jpilot.model.errors import ModelError
 
-KV_CACHES = ("concat", "static")  # `jpilot model export --kv-cache`: optimum's graph, or this
+KV_CACHES = ("auto", "static", "concat")  # `export --kv-cache`: auto = static where it can
+ROTARY_TABLES = ("rotary_cos", "rotary_sin")  # constant initializers, not weights
 STATIC_INPUTS = ("seqlens_k", "total_sequence_length")  # the engine detects the graph by these
 ROTARY_MULTIPLE = 16  # GQA's cos/sin tables must be a multiple of 8 wide (rotary_dim / 2)
 
 
-def check_supported(config: dict) -> None:
-    """Raise ModelError if GQA cannot run this GPT-J (its rotary width)."""
+def resolve_kv_cache(kv_cache: str, config: dict) -> str:
+    """Return "static" or "concat" for `--kv-cache` and a checkpoint config.
+
+    auto picks static when GQA takes the model's rotary width; an explicit static that
+    it cannot take is a ModelError.
+    """
     head_dim = int(config["n_embd"]) // int(config["n_head"])
     rotary = int(config.get("rotary_dim") or head_dim)
-    if rotary % ROTARY_MULTIPLE or rotary > head_dim:
+    supported = rotary % ROTARY_MULTIPLE == 0 and rotary <= head_dim
+    if kv_cache == "static" and not supported:
         raise ModelError(
             f"--kv-cache static needs a rotary_dim that is a multiple of {ROTARY_MULTIPLE} "
             f"(this model has {rotary}); export it with --kv-cache concat"
         )
+    if kv_cache == "auto":
+        return "static" if supported else "concat"
+    return kv_cache
+
+
+def kv_cache_kind(onnx_path: Path) -> str:
+    """Return "static" if a bundle's graph takes the static-KV inputs, else "concat"."""
+    import onnx
+
+    model = onnx.load_model(str(onnx_path), load_external_data=False)
+    names = {i.name for i in model.graph.input}
+    return "static" if all(n in names for n in STATIC_INPUTS) else "concat"
 
 
 def rotary_tables(n_positions: int, rotary_dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,6 +85,7 @@ def build_graph(weights: dict[str, np.ndarray], config: Any) -> Any:
     """Return the static-KV GPT-J as an onnx ModelProto (fp32)."""
     from onnx import TensorProto, helper, numpy_helper
 
+    weights = dict(weights)  # fused q/k/v weights are added below
     n_layer, n_head, n_embd = config.n_layer, config.n_head, config.n_embd
     head_dim = n_embd // n_head
     rotary = config.rotary_dim or head_dim
@@ -100,8 +119,8 @@ def build_graph(weights: dict[str, np.ndarray], config: Any) -> Any:
                     epsilon=eps)  # fmt: skip
 
     cos, sin = rotary_tables(config.n_positions, rotary)
-    const("rotary_cos", cos)
-    const("rotary_sin", sin)
+    const(ROTARY_TABLES[0], cos)
+    const(ROTARY_TABLES[1], sin)
     x = node("Gather", [weight("transformer.wte.weight"), "input_ids"], "/transformer/wte")
     inputs = [
         helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, "sequence"]),
@@ -113,7 +132,12 @@ def build_graph(weights: dict[str, np.ndarray], config: Any) -> Any:
     for i in range(n_layer):
         p = f"transformer.h.{i}"
         h = layer_norm(x, f"{p}.ln_1")
-        q, k, v = (linear(h, f"{p}.attn.{n}_proj", bias=False) for n in "qkv")
+        # q, k and v in one MatMul (one activation quantization and kernel instead of
+        # three); GQA takes them packed. warmstart.onnx_weights splits qkv_proj back.
+        weights[f"{p}.attn.qkv_proj.weight"] = np.concatenate(
+            [weights[f"{p}.attn.{n}_proj.weight"] for n in "qkv"]
+        )
+        qkv = linear(h, f"{p}.attn.qkv_proj", bias=False)
         past = [f"past_key_values.{i}.key", f"past_key_values.{i}.value"]
         present = [f"present.{i}.key", f"present.{i}.value"]
         kv_shape = [1, n_head, "max_length", head_dim]
@@ -123,7 +147,7 @@ def build_graph(weights: dict[str, np.ndarray], config: Any) -> Any:
         nodes.append(
             helper.make_node(
                 "GroupQueryAttention",
-                [q, k, v, *past, "seqlens_k", "total_sequence_length", "rotary_cos", "rotary_sin"],
+                [qkv, "", "", *past, *STATIC_INPUTS, *ROTARY_TABLES],
                 [attn, *present], name=attn, domain="com.microsoft",
                 num_heads=n_head, kv_num_heads=n_head, scale=1.0 / math.sqrt(head_dim),
                 do_rotary=1, rotary_interleaved=1,

@@ -10,6 +10,7 @@ that optimum-onnx puts into node names (`/transformer/h.0/attn/q_proj/MatMul`), 
 mapping never relies on the order of anonymous `onnx::MatMul_N` initializers:
 - fp32/fp16 MatMul: the weight input is the (in, out) initializer; HF stores (out, in).
 - dynamic int8 MatMulInteger: (q - zero_point) * scale, per output column, then transposed.
+- the static-KV graph's fused `attn/qkv_proj` is split back into q, k and v.
   This is lossy (about 0.4% of each column's range), which further training absorbs.
 Written by hand because no library maps an exported ONNX graph back to a checkpoint.
 """
@@ -74,6 +75,9 @@ def onnx_weights(onnx_path: Path) -> dict[str, np.ndarray]:
             base = node.input[1].removesuffix("_quantized")
             w = (q - init[base + "_zero_point"].astype(np.float32)) * init[base + "_scale"]
         weights[name] = np.ascontiguousarray(w.T)  # (out, in), as nn.Linear stores it
+        if name.endswith(".attn.qkv_proj.weight"):  # static-KV graphs fuse q, k and v
+            for part, rows in zip("qkv", np.split(weights.pop(name), 3), strict=True):
+                weights[name.replace("qkv_proj", f"{part}_proj")] = rows
     return weights
 
 

@@ -94,3 +94,25 @@ def test_cuda_engine_keeps_the_cache_on_the_gpu(tiny_bundle_fp16: Path, tiny_bun
     assert gpu.generate(prompt, cfg).tokens == cold.tokens
     cpu = Engine(tiny_bundle).generate(prompt, cfg).tokens
     assert cold.tokens[:4] == cpu[:4]
+
+
+@pytest.mark.skipif(not CUDA, reason="needs onnxruntime-gpu and a GPU")
+def test_cuda_static_kv_runs_gqa_on_the_gpu(
+    tiny_checkpoint_gqa: Path, tiny_bundle_static: Path, tmp_path: Path
+) -> None:
+    """The GPU format of the static-KV graph: fp16 GQA updating its buffers on the device."""
+    from jpilot.model.export import export_bundle
+
+    fp16 = export_bundle(tiny_checkpoint_gqa, tmp_path / "fp16", dtype="fp16", kv_cache="static")
+    gpu = Engine(fp16, EngineConfig(device="cuda"))
+    assert gpu.static_kv and gpu.where == providers.Placement("cuda", 0)
+    prompt = gpu.tokenizer.encode(PROMPT)
+    cfg = GenerationConfig(max_new_tokens=16)
+    cold = gpu.generate(prompt, cfg)
+    entry, _ = gpu.cache.best_match(prompt)
+    assert entry is not None and entry.kv[0].device_name().lower() == "cuda"
+    warm = gpu.generate(prompt[:-1] + gpu.tokenizer.encode(" "), cfg)
+    assert warm.reused_tokens == len(prompt) - 1
+    assert gpu.generate(prompt, cfg).tokens == cold.tokens
+    cpu = Engine(tiny_bundle_static).generate(prompt, cfg).tokens
+    assert cold.tokens[:4] == cpu[:4]

@@ -53,6 +53,28 @@ def test_static_export_refuses_a_rotary_width_gqa_cannot_take(
     assert not (tmp_path / "b").exists()
 
 
+def test_fp16_static_bundle_tracks_fp32(
+    tiny_checkpoint_gqa: Path, tiny_bundle_static: Path, tmp_path: Path
+) -> None:
+    """The GPU format (fp16 weights, fp16 KV buffers); ORT's CPU provider runs it too."""
+    fp16 = Engine(export_bundle(tiny_checkpoint_gqa, tmp_path / "fp16", dtype="fp16"))
+    fp32 = Engine(tiny_bundle_static)
+    assert fp16.static_kv and fp16.kv_dtype == np.float16
+    ids = fp32.tokenizer.encode(PROMPT)
+    a, _ = fp32._forward(ids, fp32._empty_kv(), 0, all_logits=True)
+    b, _ = fp16._forward(ids, fp16._empty_kv(), 0, all_logits=True)
+    assert np.abs(a - b.astype(np.float32)).max() < 0.02 * np.abs(a).max()
+    cfg = GenerationConfig(max_new_tokens=12)
+    assert fp16.generate(ids, cfg).tokens == fp32.generate(ids, cfg).tokens
+
+
+def test_info_names_the_kv_cache(tiny_bundle: Path, tiny_bundle_static: Path) -> None:
+    from jpilot.model.info import bundle_info
+
+    assert bundle_info(tiny_bundle)["kv_cache"] == "concat"  # rotary 8: auto keeps optimum's
+    assert bundle_info(tiny_bundle_static)["kv_cache"] == "static"
+
+
 def test_init_from_a_static_bundle_gets_the_checkpoint_weights(
     tiny_checkpoint_gqa: Path, tiny_bundle_static: Path
 ) -> None:
