@@ -80,9 +80,9 @@ def test_fp16_bundle_runs_with_an_fp16_cache(tiny_bundle_fp16: Path, tiny_bundle
 CUDA = "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers()
 
 
-@pytest.mark.skipif(not CUDA, reason="needs onnxruntime-gpu and a GPU")
-def test_cuda_engine_keeps_the_cache_on_the_gpu(tiny_bundle_fp16: Path, tiny_bundle: Path) -> None:
-    gpu = Engine(tiny_bundle_fp16, EngineConfig(device="cuda"))
+def check_cuda_engine(bundle: Path, cpu_bundle: Path) -> Engine:
+    """Generate on CUDA: the cache stays on the GPU, reuse is exact, tokens track the CPU."""
+    gpu = Engine(bundle, EngineConfig(device="cuda"))
     assert gpu.where == providers.Placement("cuda", 0)
     prompt = gpu.tokenizer.encode(PROMPT)
     cfg = GenerationConfig(max_new_tokens=16)
@@ -92,8 +92,14 @@ def test_cuda_engine_keeps_the_cache_on_the_gpu(tiny_bundle_fp16: Path, tiny_bun
     warm = gpu.generate(prompt[:-1] + gpu.tokenizer.encode(" "), cfg)
     assert warm.reused_tokens == len(prompt) - 1
     assert gpu.generate(prompt, cfg).tokens == cold.tokens
-    cpu = Engine(tiny_bundle).generate(prompt, cfg).tokens
+    cpu = Engine(cpu_bundle).generate(prompt, cfg).tokens
     assert cold.tokens[:4] == cpu[:4]
+    return gpu
+
+
+@pytest.mark.skipif(not CUDA, reason="needs onnxruntime-gpu and a GPU")
+def test_cuda_engine_keeps_the_cache_on_the_gpu(tiny_bundle_fp16: Path, tiny_bundle: Path) -> None:
+    assert not check_cuda_engine(tiny_bundle_fp16, tiny_bundle).static_kv
 
 
 @pytest.mark.skipif(not CUDA, reason="needs onnxruntime-gpu and a GPU")
@@ -104,15 +110,4 @@ def test_cuda_static_kv_runs_gqa_on_the_gpu(
     from jpilot.model.export import export_bundle
 
     fp16 = export_bundle(tiny_checkpoint_gqa, tmp_path / "fp16", dtype="fp16", kv_cache="static")
-    gpu = Engine(fp16, EngineConfig(device="cuda"))
-    assert gpu.static_kv and gpu.where == providers.Placement("cuda", 0)
-    prompt = gpu.tokenizer.encode(PROMPT)
-    cfg = GenerationConfig(max_new_tokens=16)
-    cold = gpu.generate(prompt, cfg)
-    entry, _ = gpu.cache.best_match(prompt)
-    assert entry is not None and entry.kv[0].device_name().lower() == "cuda"
-    warm = gpu.generate(prompt[:-1] + gpu.tokenizer.encode(" "), cfg)
-    assert warm.reused_tokens == len(prompt) - 1
-    assert gpu.generate(prompt, cfg).tokens == cold.tokens
-    cpu = Engine(tiny_bundle_static).generate(prompt, cfg).tokens
-    assert cold.tokens[:4] == cpu[:4]
+    assert check_cuda_engine(fp16, tiny_bundle_static).static_kv
