@@ -20,10 +20,10 @@ PROMPTS = [
                  marks=pytest.mark.xfail(strict=True, reason=WEAK + ": opens a docstring")),
     "def add(a, b):\n    return ",
     "class Point:\n    def __init__(self, x, y):\n        self.x = x\n        self.y = ",
-    pytest.param("for i in range(10):\n    ",
-                 marks=pytest.mark.xfail(strict=True, reason=WEAK + ": opens a docstring")),
+    "for i in range(10):\n    ",
     "import sys\n\nif __name__ == ",
 ]  # fmt: skip
+SUFFIX = "\n\n\ndef main():\n    print(sys.argv)\n"  # code after the cursor, for FIM prompts
 
 
 @pytest.fixture(scope="module")
@@ -35,17 +35,22 @@ def test_the_committed_bundle_loads_and_its_sha_matches() -> None:
     bundle = load_bundle(DEFAULT_BUNDLE)  # verifies the sha256 in jpilot.json
     manifest = json.loads((DEFAULT_BUNDLE / "jpilot.json").read_text())
     assert manifest["onnx_sha256"] == sha256_file(DEFAULT_BUNDLE / "model.onnx")
-    # FIM prompts do not work with this model yet (see its card): served prefix-only
-    assert bundle.manifest.fim is None and bundle.tokenizer.fim is None
+    # fill-in-the-middle in SPM order (see its card), served from a static KV cache
+    assert bundle.tokenizer.fim is not None and bundle.tokenizer.fim.order == "spm"
+    assert Engine(bundle).static_kv
     assert bundle.manifest.n_positions == 512  # the trained context
     size = sum(f.stat().st_size for f in DEFAULT_BUNDLE.iterdir())
     assert size <= 60 * 2**20
     assert (DEFAULT_BUNDLE / "MODEL_CARD.md").read_text().startswith("# jpilot default model")
 
 
+@pytest.mark.parametrize("suffix", ["", SUFFIX], ids=["prefix-only", "fim"])
 @pytest.mark.parametrize("prompt", PROMPTS)
-def test_greedy_line_completion_parses(engine: Engine, prompt: str) -> None:
-    ids, heal = engine.healer.split(engine.tokenizer.encode(prompt))
+def test_greedy_line_completion_parses(engine: Engine, prompt: str, suffix: str) -> None:
+    tok = engine.tokenizer
+    ids, heal = engine.healer.split(tok.encode(prompt))
+    if suffix:  # the code after the cursor goes in too, as the server sends it
+        ids = tok.fim_prompt(ids, tok.encode(suffix))
     result = engine.generate(ids, GenerationConfig(max_new_tokens=48, stop=["\n"], heal=heal))
     line = result.text
     assert line.strip(), f"empty completion for {prompt!r}"
@@ -53,4 +58,4 @@ def test_greedy_line_completion_parses(engine: Engine, prompt: str) -> None:
     last = program.split("\n")[-2]
     if last.rstrip().endswith(":"):  # the line opened a block: give it a body
         program += " " * (len(last) - len(last.lstrip()) + 4) + "pass\n"
-    ast.parse(program)  # raises SyntaxError with the completion in the message
+    ast.parse(program + suffix)  # raises SyntaxError with the completion in the message
