@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     history = earlier.read_text(encoding="utf-8") if earlier.is_file() else None
     text = render(args.bundle, summary, curve, evaluation, args.note, history)
     (args.bundle / CARD_FILE).write_text(text, encoding="utf-8")
-    print(f"wrote {args.bundle / 'MODEL_CARD.md'}")
+    print(f"wrote {args.bundle / CARD_FILE}")
     return 0
 
 

@@ -76,7 +76,7 @@ def load_weights(src: Path) -> tuple[dict[str, np.ndarray], Any]:
     import torch
     from transformers import GPTJForCausalLM
 
-    model = GPTJForCausalLM.from_pretrained(str(src), torch_dtype=torch.float32)
+    model = GPTJForCausalLM.from_pretrained(str(src), dtype=torch.float32)
     weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     return weights, model.config
 

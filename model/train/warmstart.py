@@ -10,8 +10,8 @@ that optimum-onnx puts into node names (`/transformer/h.0/attn/q_proj/MatMul`), 
 mapping never relies on the order of anonymous `onnx::MatMul_N` initializers:
 - fp32/fp16 MatMul: the weight input is the (in, out) initializer; HF stores (out, in).
 - dynamic int8 MatMulInteger: (q - zero_point) * scale, per output column, then transposed.
-- the static-KV graph's fused `attn/qkv_proj` is split back into q, k and v.
   This is lossy (about 0.4% of each column's range), which further training absorbs.
+- the static-KV graph's fused `attn/qkv_proj` is split back into q, k and v.
 Written by hand because no library maps an exported ONNX graph back to a checkpoint.
 """
 
