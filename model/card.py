@@ -14,6 +14,7 @@ from typing import Any
 
 from jpilot.model.bundle import CARD_FILE, read_manifest
 from jpilot.model.errors import ModelError
+from jpilot.model.evaluate import CODEXGLUE_ROW
 from jpilot.model.train.config import HISTORY_DIR
 
 
@@ -91,6 +92,7 @@ def _evaluation(ev: dict | None) -> str:
             "model, mid-line",
             "model, code lines",
             "model, in strings",
+            CODEXGLUE_ROW,
             "copy baseline",
         )
         if k in ev

@@ -6,7 +6,14 @@ import json
 from pathlib import Path
 
 from jpilot.lsp.cli import main
-from jpilot.model.evaluate import Case, copy_baseline, sample_cases, score
+from jpilot.model.evaluate import (
+    CODEXGLUE_ROW,
+    Case,
+    copy_baseline,
+    normalize_literals,
+    sample_cases,
+    score,
+)
 
 SOURCE = "def f(x):\n    total = x + 1\n    return total\n\n\nprint(f(2))\n"
 
@@ -36,6 +43,19 @@ def test_score() -> None:
     assert round(s.edit_similarity, 1) == round((100 + 80) / 2, 1)
 
 
+def test_literals_are_normalized_as_codexglue_does() -> None:
+    assert normalize_literals("x = f(\"a b\", 3.5, 0x1F) + rb'\\'q'") == (
+        "x = f(<STR_LIT>, <NUM_LIT>, <NUM_LIT>) + <STR_LIT>"
+    )
+    assert (
+        normalize_literals("a[1:].x1 = .5e3 + 1_000j") == "a[<NUM_LIT>:].x1 = <NUM_LIT> + <NUM_LIT>"
+    )
+    assert normalize_literals('return """Unclosed doc') == "return <STR_LIT>"
+    cases = [Case("a", "", "", 'log("done", 2)', "start")] * 2
+    s = score(['log("finished", 3)', 'log("done", x)'], cases, normalize_literals)
+    assert s.exact_match == 50.0  # literals may differ; names may not
+
+
 def test_eval_runs_on_a_bundle(tiny_bundle: Path, tmp_path: Path, capsys) -> None:
     src = tmp_path / "held_out.py"
     src.write_text(SOURCE * 3)
@@ -45,6 +65,8 @@ def test_eval_runs_on_a_bundle(tiny_bundle: Path, tmp_path: Path, capsys) -> Non
     report = json.loads(out.read_text())
     assert report["model"]["cases"] == 6 and report["fim"] is True
     assert report["bits_per_token"] > 0 and len(report["samples"]) == 2
+    start = report["model, line start"]["cases"]
+    assert report[CODEXGLUE_ROW]["cases"] == start
     assert "copy baseline" in capsys.readouterr().out
 
 
