@@ -6,9 +6,9 @@ a swapped comparison (< and >, <= and >=, == and !=), a swapped boolean operator
 (and/or), an off-by-one integer constant, or a wrong variable (a name replaced by another
 name used in the same file). The buggy file still parses. Then it reports how often the
 buggy line ranks top-1 / top-3 among the file's lines by surprisal, how often it is among
-the first three published hints, and how many hints the clean files get. Several copies
-per file give more cases from the few held-out files. Baselines in
-the same run: random line order, and longest-line-first.
+the first three published hints, and how many hints the clean files get, for several
+values of the `hints.threshold` setting. Several copies per file give more cases from the
+few held-out files. Baselines in the same run: random line order, and longest-line-first.
 
 Run: python bench/bug_hints.py [--bundle DIR] [--corpus PATH ...] [-n FILES]
 """
@@ -136,18 +136,25 @@ def main() -> None:
     parser.add_argument("--max-lines", type=int, default=200)
     parser.add_argument("--bugs-per-file", type=int, default=3, help="buggy copies per file")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--thresholds", type=float, nargs="*", default=[8, 10, 12, 14, 16],
+                        help="hints.threshold values to report published hints for")  # fmt: skip
     args = parser.parse_args()
 
+    from jpilot.lsp.settings import HintsSettings
     from jpilot.model.default import default_bundle_path
     from jpilot.model.engine import Engine
     from jpilot.plugins.debug.surprisal import find_hints, rank_lines, token_scores
 
     engine = Engine(args.bundle or default_bundle_path())
+    hints = HintsSettings()  # the server's defaults
     rng = random.Random(args.seed)
     files = held_out(args.corpus, args.min_lines, args.max_lines)
     rng.shuffle(files)
     ranks: dict[str, list[int]] = {"model": [], "random": [], "longest line": []}
-    in_hints, clean_hints, lines_total, kinds = [], [], 0, {}
+    # per threshold: was the bug among the first 3 hints (per copy); hints per clean file
+    in_hints: dict[float, list[bool]] = {t: [] for t in args.thresholds}
+    clean_hints: dict[float, list[int]] = {t: [] for t in args.thresholds}
+    lines_total, kinds = 0, {}
     t0 = time.monotonic()
     used = 0
     for _name, clean in files[: args.n]:
@@ -163,13 +170,20 @@ def main() -> None:
             ranks["random"].append(rank_of(bug.line, rng.sample(lines, len(lines))))
             by_length = sorted(lines, key=lambda i: -len(buggy.splitlines()[i].strip()))
             ranks["longest line"].append(rank_of(bug.line, by_length))
-            hint_lines = [h.line for h in find_hints(buggy, scores)]
-            in_hints.append(bug.line in hint_lines[:3])
-        clean_hints.append(len(find_hints(clean, token_scores(engine, clean))))
+            for t in args.thresholds:
+                hint_lines = [
+                    h.line for h in find_hints(buggy, scores, t, hints.max_per_file, hints.min_bits)
+                ]
+                in_hints[t].append(bug.line in hint_lines[:3])
+        clean_scores = token_scores(engine, clean)
+        for t in args.thresholds:
+            clean_hints[t].append(
+                len(find_hints(clean, clean_scores, t, hints.max_per_file, hints.min_bits))
+            )
         lines_total += len(code_lines(clean))
         print(f"\r{used} files", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    n = len(in_hints)
+    n = len(ranks["model"])
     if not n:
         sys.exit("no held-out files qualified; pass --corpus or relax --min/--max-lines")
     print(f"\n{used} held-out files ({lines_total / used:.0f} code lines on average), {n} "
@@ -181,9 +195,11 @@ def main() -> None:
         top1 = 100 * sum(x == 1 for x in r) / n
         top3 = 100 * sum(x <= 3 for x in r) / n
         print(f"{label:<14} {top1:6.1f}% {top3:6.1f}% {statistics.median(r):12.1f}")
-    print(f"\nbug among the first 3 published hints: {100 * sum(in_hints) / n:.1f}% of copies")
-    print(f"hints on the clean files: {statistics.mean(clean_hints):.2f} per file, "
-          f"{100 * sum(clean_hints) / lines_total:.2f} per 100 code lines")  # fmt: skip
+    print(f"\npublished hints by hints.threshold (default {hints.threshold:g}):")
+    print(f"{'threshold':>9} {'bug in first 3':>15} {'clean: per file':>16} {'per 100 lines':>14}")
+    for t in args.thresholds:
+        print(f"{t:9g} {100 * sum(in_hints[t]) / n:14.1f}% {statistics.mean(clean_hints[t]):16.2f} "
+              f"{100 * sum(clean_hints[t]) / lines_total:14.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
