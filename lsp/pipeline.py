@@ -75,6 +75,7 @@ def complete(
         heal=prompt.heal,
         # Prompt-lookup drafts pay off on multi-line suggestions (bench/completion.py).
         draft_tokens=DRAFT_TOKENS if plan.multiline else 0,
+        branches=plan.branches,
     )
     result = engine.generate(prompt.ids, config, cancel=cancel)
     stats = {

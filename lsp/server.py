@@ -114,7 +114,7 @@ class JpilotServer(LanguageServer):
     def snapshot(self, doc: TextDocument, position: types.Position) -> CompletionRequest:
         """Freeze the buffer and cursor into a CompletionRequest."""
         text = doc.source
-        single, max_tokens = self.adaptive.limits(self.settings.completion.max_tokens)
+        single, max_tokens, branching = self.adaptive.limits(self.settings.completion.max_tokens)
         others = [
             OpenDocument(d.uri, d.language_id or "", d.source, _path(d.uri))
             for d in self.workspace.text_documents.values()
@@ -135,6 +135,7 @@ class JpilotServer(LanguageServer):
             workspace_roots=roots,
             single_line=single,
             max_tokens=max_tokens,
+            branching=branching,
         )
 
     # ---------------------------------------------------------------- completion

@@ -31,6 +31,7 @@ class CompletionSettings:
     latency_budget_ms: int = 150  # above this p50, jpilot shortens suggestions (adaptive)
     timeout_ms: int = 2000  # generation stops at this deadline and returns what it has
     type_through: bool = True  # typing a suggestion's start keeps showing its rest, no model
+    branches: int = 3  # greedy: first tokens tried, the likeliest first line kept (1 = off)
 
 
 @dataclass
@@ -92,6 +93,7 @@ _CHOICES = {
 _RANGES: dict[str, tuple[float, float]] = {
     "model.threads": (0, 256),
     "completion.max_tokens": (1, 512),
+    "completion.branches": (1, 16),
     "completion.temperature": (0.0, 2.0),
     "completion.top_p": (0.01, 1.0),
     "completion.latency_budget_ms": (1, 60_000),

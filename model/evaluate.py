@@ -33,6 +33,7 @@ import numpy as np
 
 from jpilot.model.engine import Engine, EngineConfig, GenerationConfig
 
+BRANCHES = 3  # as the server's completion.branches default (tests/model/test_evaluate.py)
 CODEXGLUE_ROW = "line start, literals normalized"  # CodeXGLUE's protocol (see above)
 
 
@@ -86,6 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-fim", action="store_true", help="prompt with the prefix only")
     parser.add_argument("--no-heal", action="store_true", help="turn token healing off")
     parser.add_argument("--draft-tokens", type=int, default=0, help="prompt-lookup draft size")
+    parser.add_argument("--branches", type=int, default=BRANCHES,
+                        help="first tokens tried, likeliest line kept (1 = plain greedy; "
+                        "the default is the server's completion.branches)")  # fmt: skip
     parser.set_defaults(max_tokens=64, stop=["\n"])
     parser.add_argument("--bpt-files", type=int, default=40, help="files for bits per token")
     parser.add_argument("--samples", type=int, default=10, help="random samples to print")
@@ -171,7 +175,11 @@ def predict(engine: Engine, case: Case, args: argparse.Namespace) -> str:
         prefix, heal = engine.healer.split(prefix)
     prompt = tok.fim_prompt(prefix, suffix) if use_fim else prefix
     config = GenerationConfig(
-        max_new_tokens=args.max_tokens, stop=args.stop, heal=heal, draft_tokens=args.draft_tokens
+        max_new_tokens=args.max_tokens,
+        stop=args.stop,
+        heal=heal,
+        draft_tokens=args.draft_tokens,
+        branches=args.branches,
     )
     result = engine.generate(prompt, config)
     return result.text.rstrip()

@@ -46,6 +46,7 @@ class CompletionRequest:
     workspace_roots: list[Path] = field(default_factory=list)
     single_line: bool = False  # forced by the adaptive latency budget
     max_tokens: int | None = None  # lowered by the adaptive latency budget
+    branching: bool = True  # False: the adaptive latency budget turned branching off
 
     @property
     def prefix(self) -> str:
@@ -95,6 +96,7 @@ class GenerationPlan:
     stop: list[str] = field(default_factory=list)
     temperature: float = 0.0
     top_p: float = 1.0
+    branches: int = 1  # greedy: first tokens tried, the likeliest first line kept
 
 
 @dataclass

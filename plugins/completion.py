@@ -51,6 +51,7 @@ def jpilot_generation_plan(request: CompletionRequest) -> GenerationPlan:
         stop=["\n\n\n"] if multiline else ["\n"],
         temperature=cfg.temperature,
         top_p=cfg.top_p,
+        branches=cfg.branches if request.branching else 1,
     )
 
 

@@ -331,3 +331,99 @@ def test_lookup_draft() -> None:
     assert lookup_draft([5, 1, 2, 7, 1, 2], 2) == [7, 1]  # the most recent match wins
     assert lookup_draft([1, 2, 3, 4], 3) == []  # no earlier occurrence of any tail
     assert lookup_draft([1, 2, 1, 2], 0) == []
+
+
+def branch_reference(engine: Engine, prompt: list[int], cfg: GenerationConfig) -> list[int]:
+    """The likeliest first line among cfg.branches starts, decoded without any KV cache."""
+    from jpilot.model.sampling import log_softmax
+
+    def row(seq: list[int], healing: bytes) -> np.ndarray:
+        logits, _ = engine._forward(seq, engine._empty_kv(), 0)
+        return log_softmax(engine._constrain(logits[-1], healing) if healing else logits[-1])
+
+    healed = len(cfg.heal.decode("utf-8", errors="replace"))
+    first = row(prompt, cfg.heal)
+    best, best_logp = [], -np.inf
+    for start in np.argsort(-first)[: cfg.branches]:
+        line, logp, healing = [int(start)], float(first[start]), cfg.heal
+        while True:
+            healing = engine.healer.consume(healing, line[-1]) if healing else b""
+            text = engine.tokenizer.decode(line)[healed:]
+            if line[-1] == engine.tokenizer.eos_id or len(line) >= cfg.max_new_tokens:
+                break
+            if "\n" in text.lstrip() or any(s in text for s in cfg.stop):
+                break
+            lp = row(prompt + line, healing)
+            line.append(int(np.argmax(lp)))
+            logp += float(lp[line[-1]])
+        if logp > best_logp:
+            best, best_logp = line, logp
+    return best
+
+
+def test_branching_keeps_the_likeliest_first_line(engine: Engine) -> None:
+    ids = engine.tokenizer.encode(PROMPT + "    x = a")
+    kept, dropped = engine.healer.split(ids)  # mid-word: branches obey token healing
+    cases = [(ids, b"", ["\n"]), (kept, dropped, ["\n"]), (ids, b"", ["e"])]
+    changed = 0
+    for prompt, heal, stop in cases:
+        for k in (2, 4):
+            cfg = GenerationConfig(max_new_tokens=10, stop=stop, heal=heal, branches=k)
+            engine.cache.clear()
+            result = engine.generate(prompt, cfg)
+            best = branch_reference(engine, prompt, cfg)
+            assert result.tokens == [t for t in best if t != engine.tokenizer.eos_id]
+            assert result.decode_passes >= k - 1  # branch passes count as decode passes
+            plain = engine.generate(
+                prompt, GenerationConfig(max_new_tokens=10, stop=stop, heal=heal)
+            )
+            changed += plain.tokens != result.tokens
+            if heal:
+                assert engine.tokenizer.decode(result.tokens).encode().startswith(heal)
+    assert changed  # branching picked something other than plain greedy at least once
+
+
+@pytest.fixture(scope="module")
+def chatty_engine(checkpoint: Path, kind: str, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    """The tiny model with its newline logit raised, so that its lines end now and then."""
+    import shutil
+
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import GPTJForCausalLM
+
+    from jpilot.model.export import export_bundle
+
+    folder = tmp_path_factory.mktemp("newlines")
+    model = GPTJForCausalLM.from_pretrained(checkpoint)
+    (newline,) = Tokenizer.from_file(str(checkpoint / "tokenizer.json")).encode("\n").ids
+    with torch.no_grad():
+        model.lm_head.bias[newline] += 4.0
+    model.save_pretrained(folder / "ckpt")
+    shutil.copy(checkpoint / "tokenizer.json", folder / "ckpt" / "tokenizer.json")
+    return Engine(export_bundle(folder / "ckpt", folder / "bundle", kv_cache=kind))
+
+
+def test_branching_continues_past_the_first_line_from_an_intact_cache(
+    chatty_engine: Engine,
+) -> None:
+    """Branches scribble over the KV past the prompt; what follows must not notice."""
+    engine = chatty_engine
+    cfg = GenerationConfig(max_new_tokens=16, branches=3)
+    words = PROMPT.split()
+    for i in range(len(words)):  # find a prompt whose best branch ends its line early
+        prompt = engine.tokenizer.encode(" ".join(words[i:]))
+        line = branch_reference(engine, prompt, cfg)
+        if len(line) < cfg.max_new_tokens and line[-1] != engine.tokenizer.eos_id:
+            break
+    else:
+        pytest.fail("no prompt gave a branch that ends before max_new_tokens")
+    assert "\n" in engine.tokenizer.decode(line).lstrip()
+    engine.cache.clear()
+    result = engine.generate(prompt, cfg)
+    assert result.tokens[: len(line)] == line
+    rest = greedy_without_cache(engine, prompt + line, cfg.max_new_tokens - len(line))
+    assert result.tokens[len(line) :] == rest and rest
+    follow = engine.generate(prompt + result.tokens[:6], GenerationConfig(max_new_tokens=6))
+    assert follow.reused_tokens == len(prompt) + 5  # the cache left behind is consistent
+    assert follow.tokens == greedy_without_cache(engine, prompt + result.tokens[:6], 6)

@@ -36,6 +36,13 @@ def test_copy_baseline_copies_an_earlier_line() -> None:
     assert copy_baseline(Case("a.py", "y = 1\n    ", "", "z", "start")) == ""
 
 
+def test_eval_branches_as_the_server_does_by_default() -> None:
+    from jpilot.lsp.settings import CompletionSettings
+    from jpilot.model.evaluate import BRANCHES
+
+    assert BRANCHES == CompletionSettings().branches
+
+
 def test_score() -> None:
     cases = [Case("a", "", "", "abc", "mid"), Case("a", "", "", "xyz", "mid")]
     s = score(["abc  ", "xy"], cases)

@@ -42,6 +42,10 @@ def test_settings_and_adaptive_limits_shape_the_plan():
     assert (plan.multiline, plan.max_tokens) == (False, 20)
     plan = completion.jpilot_generation_plan(req("def f():", single_line=True, max_tokens=6))
     assert (plan.multiline, plan.max_tokens) == (False, 6)
+    assert completion.jpilot_generation_plan(req("x = f")).branches == 3  # the default
+    plan = completion.jpilot_generation_plan(req("x = f", settings={"completion": {"branches": 5}}))
+    assert plan.branches == 5
+    assert completion.jpilot_generation_plan(req("x = f", branching=False)).branches == 1
 
 
 def test_items_carry_the_exact_ranges():
@@ -58,18 +62,22 @@ def test_items_carry_the_exact_ranges():
 
 def test_adaptive_budget_shortens_then_recovers(caplog: pytest.LogCaptureFixture):
     budget = AdaptiveBudget()
-    assert budget.limits(48) == (False, None)
+    assert budget.limits(48) == (False, None, True)
     with caplog.at_level(logging.WARNING):
         for _ in range(4):
             budget.record(400, 150, 48)
-    assert budget.level == 1 and budget.limits(48) == (False, 24)
+    assert budget.level == 1 and budget.limits(48) == (False, None, False)  # no branching
     assert "latency p50 400 ms is over the 150 ms budget" in caplog.text
+    assert "no first-token branching" in caplog.text
     for _ in range(4):
         budget.record(400, 150, 48)
-    assert budget.limits(48) == (True, 24)  # now single-line too
+    assert budget.limits(48) == (False, 24, False)  # then fewer tokens
+    for _ in range(4):
+        budget.record(400, 150, 48)
+    assert budget.limits(48) == (True, 24, False)  # then single-line too
     for _ in range(8):
         budget.record(20, 150, 48)
-    assert budget.level == 1
+    assert budget.level == 2
     assert "well under" in caplog.text
 
 

@@ -9,6 +9,7 @@ export const SERVER_SETTING_KEYS = [
   'model.device',
   'model.threads',
   'completion.maxTokens',
+  'completion.branches',
   'completion.multiline',
   'completion.temperature',
   'completion.topP',
