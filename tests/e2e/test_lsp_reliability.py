@@ -316,17 +316,29 @@ def test_over_budget_latency_shortens_suggestions_and_says_so(tiny_bundle: Path,
         client.open(uri, "hello wor")
         for _ in range(4):  # every one is over a 1 ms budget
             client.response(client.inline(uri, 0, 9))
-        assert client.status()["adaptive_level"] == 1
+        assert client.status()["adaptive_level"] == 1  # first step: no branching
+        reply = client.response(client.inline(uri, 0, 9))
+        plain = expected(tiny_engine, uri, "hello wor", 9, options={"completion": {"branches": 1}})
+        assert plain.suggestion is not None
+        assert [i["insertText"] for i in reply["result"]["items"]] == [plain.suggestion.text]
+        for _ in range(3):
+            client.response(client.inline(uri, 0, 9))
+        assert client.status()["adaptive_level"] == 2  # then fewer tokens
         reply = client.response(client.inline(uri, 0, 9))
         shorter = expected(
-            tiny_engine, uri, "hello wor", 9, options={"completion": {"maxTokens": 24}}
-        )
+            tiny_engine, uri, "hello wor", 9,
+            options={"completion": {"maxTokens": 24, "branches": 1}},
+        )  # fmt: skip
         assert shorter.suggestion is not None and shorter.result is not None
         assert len(shorter.result.tokens) == 24
         assert [i["insertText"] for i in reply["result"]["items"]] == [shorter.suggestion.text]
         time.sleep(0.2)
         log = b"".join(client.stderr).decode()
-        assert "over the 1 ms budget: suggestions now multi-line allowed, at most 24 tokens" in log
+        assert (
+            "over the 1 ms budget: suggestions now multi-line allowed, at most 48 tokens "
+            "(the setting), no first-token branching" in log
+        )
+        assert "suggestions now multi-line allowed, at most 24 tokens, no first" in log
     finally:
         client.close()
 
