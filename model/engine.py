@@ -239,7 +239,8 @@ class Engine:
         rows = [] if logits is None else [logits]  # rows[0] predicts the next token
         forced: list[int] = []  # tokens chosen by branching, emitted before any sampling
         passes = 0
-        if logits is not None and cfg.branches > 1 and cfg.temperature <= 0:
+        in_time = cfg.deadline is None or time.monotonic() < cfg.deadline
+        if logits is not None and cfg.branches > 1 and cfg.temperature <= 0 and in_time:
             forced, passes = self._best_start(logits, past, covered, max_new, cfg, cancel)
         draft: list[int] = []  # fed but unverified guesses; rows[i + 1] follows draft[i]
         tokens: list[int] = []
@@ -249,8 +250,8 @@ class Engine:
         while rows:
             if cancel is not None and cancel.is_set():
                 break
-            if cfg.deadline is not None and time.monotonic() >= cfg.deadline:
-                reason = "deadline"
+            if cfg.deadline is not None and time.monotonic() >= cfg.deadline and not forced:
+                reason = "deadline"  # tokens chosen by branching are emitted first
                 break
             branched = bool(forced)
             if branched:  # chosen by branching, which kept to the healing constraint
@@ -348,10 +349,10 @@ class Engine:
                     or len(tokens) >= min(max_new, self.n_positions - covered)
                 ):
                     break
-                if (cancel is not None and cancel.is_set()) or (
-                    cfg.deadline is not None and time.monotonic() >= cfg.deadline
-                ):
-                    return best, passes  # the caller stops too; best so far, or plain greedy
+                if cancel is not None and cancel.is_set():
+                    return [], passes  # the caller stops too
+                if cfg.deadline is not None and time.monotonic() >= cfg.deadline:
+                    return best or tokens, passes  # the caller emits these, then stops
                 out, kv = self._forward([tokens[-1]], kv, covered + len(tokens) - 1)
                 passes += 1
                 lp = log_softmax(self._constrain(out[-1], healing) if healing else out[-1])

@@ -427,3 +427,24 @@ def test_branching_continues_past_the_first_line_from_an_intact_cache(
     follow = engine.generate(prompt + result.tokens[:6], GenerationConfig(max_new_tokens=6))
     assert follow.reused_tokens == len(prompt) + 5  # the cache left behind is consistent
     assert follow.tokens == greedy_without_cache(engine, prompt + result.tokens[:6], 6)
+
+
+def test_branching_honours_the_deadline(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    prompt = engine.tokenizer.encode(PROMPT)
+    late = engine.generate(prompt, GenerationConfig(deadline=time.monotonic() - 1, branches=3))
+    assert (late.finish_reason, late.tokens) == ("deadline", [])
+    cfg = GenerationConfig(max_new_tokens=50, branches=3)
+    forward, calls = engine._forward, []
+
+    def expire_after_three(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # the prefill and two passes into the first branch
+            cfg.deadline = time.monotonic()
+        return forward(*args, **kwargs)
+
+    engine.cache.clear()
+    monkeypatch.setattr(engine, "_forward", expire_after_three)
+    result = engine.generate(prompt, cfg)
+    # the prefill, then two branch passes: the partial first branch (plain greedy) is kept
+    assert result.finish_reason == "deadline"
+    assert result.tokens == greedy_without_cache(engine, prompt, 3)
