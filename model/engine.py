@@ -323,39 +323,61 @@ class Engine:
 
         Greedy decoding commits to its first token, where a small model most often goes
         wrong (which of several plausible tokens opens the line, how a half-typed word goes
-        on). Each of the k most likely first tokens (`row` is the prompt's last logits) is
-        continued greedily to the end of its first line with code, a stop string, eos or
-        `max_new`, and the branch with the highest sum of log-probabilities wins (the sum,
-        not the mean: it measured better on `jpilot model eval`). Branches write the KV from
-        `covered` on; the static cache's rows past the length are scratch, and the concat
-        cache's passes return new arrays, so `past` still holds the prompt afterwards.
-        Written by hand: ONNX Runtime has no beam search for this graph.
+        on). Leading whitespace the model is surest of (a new line's indentation, which
+        token healing makes it regenerate) is taken first, greedily; then each of the k
+        most likely next tokens is continued greedily to the end of its first line with
+        code, a stop string, eos or `max_new`, and the branch with the highest sum of
+        log-probabilities wins (the sum, not the mean: it measured better on `jpilot model
+        eval`). Branches write the KV from `covered` on; the static cache's rows past the
+        length are scratch, and the concat cache's passes return new arrays, so `past`
+        still holds the prompt afterwards. Written by hand: ONNX Runtime has no beam search
+        for this graph.
         """
         healed = len(cfg.heal.decode("utf-8", errors="replace"))
-        first = log_softmax(self._constrain(row, cfg.heal) if cfg.heal else row)
+        limit = min(max_new, self.n_positions - covered)  # tokens one line may take
+        eos = self.tokenizer.eos_id
+
+        def late() -> bool:
+            return cfg.deadline is not None and time.monotonic() >= cfg.deadline
+
+        def ends(tokens: list[int]) -> bool:
+            text = self.tokenizer.decode(tokens)[healed:]
+            stopped = _apply_stops(text, cfg.stop)[1]
+            return tokens[-1] == eos or "\n" in text.lstrip() or stopped or len(tokens) >= limit
+
+        lead: list[int] = []  # whitespace the model is surest of, shared by every branch
+        healing, kv, passes = cfg.heal, past, 0
+        while True:
+            first = log_softmax(self._constrain(row, healing) if healing else row)
+            top = int(np.argmax(first))
+            if self.tokenizer.decode([top]).strip() or ends([*lead, top]):  # content
+                break
+            if len(lead) >= 4 or (cancel is not None and cancel.is_set()) or late():
+                break
+            lead.append(top)
+            healing = self.healer.consume(healing, top) if healing else b""
+            out, kv = self._forward([top], kv, covered + len(lead) - 1)
+            row, passes = out[-1], passes + 1
         best: list[int] = []
-        best_logp, passes = -np.inf, 0
+        best_logp = -np.inf
         for start in np.argsort(-first)[: cfg.branches]:
             if not np.isfinite(first[start]):
                 break  # healing allows fewer tokens than branches
-            tokens, logp, healing, kv = [int(start)], float(first[start]), cfg.heal, past
+            tokens, logp = [*lead, int(start)], float(first[start])
+            branch_healing, branch_kv = healing, kv
             while True:
-                healing = self.healer.consume(healing, tokens[-1]) if healing else b""
-                text = self.tokenizer.decode(tokens)[healed:]
-                if (
-                    tokens[-1] == self.tokenizer.eos_id
-                    or "\n" in text.lstrip()
-                    or _apply_stops(text, cfg.stop)[1]
-                    or len(tokens) >= min(max_new, self.n_positions - covered)
-                ):
+                if branch_healing:
+                    branch_healing = self.healer.consume(branch_healing, tokens[-1])
+                if ends(tokens):
                     break
                 if cancel is not None and cancel.is_set():
                     return [], passes  # the caller stops too
-                if cfg.deadline is not None and time.monotonic() >= cfg.deadline:
+                if late():
                     return best or tokens, passes  # the caller emits these, then stops
-                out, kv = self._forward([tokens[-1]], kv, covered + len(tokens) - 1)
+                out, branch_kv = self._forward([tokens[-1]], branch_kv, covered + len(tokens) - 1)
                 passes += 1
-                lp = log_softmax(self._constrain(out[-1], healing) if healing else out[-1])
+                lp = out[-1]
+                lp = log_softmax(self._constrain(lp, branch_healing) if branch_healing else lp)
                 tokens.append(int(np.argmax(lp)))
                 logp += float(lp[tokens[-1]])
             if logp > best_logp:

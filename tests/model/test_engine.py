@@ -342,18 +342,31 @@ def branch_reference(engine: Engine, prompt: list[int], cfg: GenerationConfig) -
         return log_softmax(engine._constrain(logits[-1], healing) if healing else logits[-1])
 
     healed = len(cfg.heal.decode("utf-8", errors="replace"))
-    first = row(prompt, cfg.heal)
+
+    def ends(line: list[int]) -> bool:
+        text = engine.tokenizer.decode(line)[healed:]
+        if line[-1] == engine.tokenizer.eos_id or len(line) >= cfg.max_new_tokens:
+            return True
+        return "\n" in text.lstrip() or any(s in text for s in cfg.stop)
+
+    lead, healing = [], cfg.heal  # leading whitespace: greedy, shared by the branches
+    first = row(prompt, healing)
+    while len(lead) < 4:
+        top = int(np.argmax(first))
+        if engine.tokenizer.decode([top]).strip() or ends([*lead, top]):
+            break
+        lead.append(top)
+        healing = engine.healer.consume(healing, top) if healing else b""
+        first = row(prompt + lead, healing)
     best, best_logp = [], -np.inf
     for start in np.argsort(-first)[: cfg.branches]:
-        line, logp, healing = [int(start)], float(first[start]), cfg.heal
+        line, logp, branch_healing = [*lead, int(start)], float(first[start]), healing
         while True:
-            healing = engine.healer.consume(healing, line[-1]) if healing else b""
-            text = engine.tokenizer.decode(line)[healed:]
-            if line[-1] == engine.tokenizer.eos_id or len(line) >= cfg.max_new_tokens:
+            if branch_healing:
+                branch_healing = engine.healer.consume(branch_healing, line[-1])
+            if ends(line):
                 break
-            if "\n" in text.lstrip() or any(s in text for s in cfg.stop):
-                break
-            lp = row(prompt + line, healing)
+            lp = row(prompt + line, branch_healing)
             line.append(int(np.argmax(lp)))
             logp += float(lp[line[-1]])
         if logp > best_logp:
@@ -364,7 +377,10 @@ def branch_reference(engine: Engine, prompt: list[int], cfg: GenerationConfig) -
 def test_branching_keeps_the_likeliest_first_line(engine: Engine) -> None:
     ids = engine.tokenizer.encode(PROMPT + "    x = a")
     kept, dropped = engine.healer.split(ids)  # mid-word: branches obey token healing
+    indent, newline = engine.healer.split(engine.tokenizer.encode(PROMPT + "    "))
+    assert not newline.strip()  # a new line's indentation: taken before branching
     cases = [(ids, b"", ["\n"]), (kept, dropped, ["\n"]), (ids, b"", ["e"])]
+    cases += [(indent, newline, ["\n\n\n"])]
     changed = 0
     for prompt, heal, stop in cases:
         for k in (2, 4):
