@@ -36,11 +36,17 @@ def line_bounds(text: str, line: int) -> tuple[int, int, int]:
     return start, start + len(body) - len(body.lstrip()), end
 
 
-def regenerate_line(engine: Any, text: str, line: int, seconds: float, cancel=None) -> Edit | None:
-    """Ask the model for a line's code given everything around it (FIM); None if no change."""
+def regenerate_line(
+    engine: Any, text: str, line: int, seconds: float, cancel=None, branches: int = 1
+) -> Edit | None:
+    """Ask the model for a line's code given everything around it (FIM); None if no change.
+
+    `branches` > 1 keeps the likeliest of several line starts (completion.branches).
+    """
     _start, code, end = line_bounds(text, line)
     prompt = engine.tokenizer.infill_prompt(text[:code], text[end:], engine.n_positions - 64)
-    config = GenerationConfig(max_new_tokens=64, stop=["\n"], deadline=time.monotonic() + seconds)
+    deadline = time.monotonic() + seconds
+    config = GenerationConfig(max_new_tokens=64, stop=["\n"], deadline=deadline, branches=branches)
     new = engine.generate(prompt, config, cancel=cancel).text.rstrip()
     if not new.strip() or new == text[code:end].rstrip():
         return None
@@ -147,5 +153,6 @@ def jpilot_resolve_action(
     if data.get("action") != "regenerate" or engine is None:
         return None
     seconds = request.settings.hints.timeout_ms / 1000
-    edit = regenerate_line(engine, request.text, int(data["line"]), seconds, cancel)
+    branches = request.settings.completion.branches
+    edit = regenerate_line(engine, request.text, int(data["line"]), seconds, cancel, branches)
     return [edit] if edit else []

@@ -197,7 +197,7 @@ async def test_quick_fix_regenerates_a_hinted_line(client: LanguageClient, tiny_
     assert isinstance(fix, types.CodeAction) and fix.kind == types.CodeActionKind.QuickFix
     resolved = await client.code_action_resolve_async(fix)
     line = hint.data["line"]  # type: ignore[index]
-    want = debug.regenerate_line(tiny_engine, SOURCE, line, 3.0)
+    want = debug.regenerate_line(tiny_engine, SOURCE, line, 3.0, branches=3)  # the default
     change = resolved.edit.document_changes[0]  # type: ignore[union-attr,index]
     if want is None:
         assert list(change.edits) == []  # type: ignore[union-attr]
