@@ -80,6 +80,12 @@ def _corpus(corpus: dict) -> str:
     )
 
 
+def _branching(ev: dict) -> str:
+    """Say how many first tokens the eval branched on (older evals did not record it)."""
+    k = ev.get("branches", 1)
+    return f" with first-token branching over {k}" if k > 1 else ""
+
+
 def _evaluation(ev: dict | None) -> str:
     """Render the eval figures and samples."""
     if not ev:
@@ -99,7 +105,7 @@ def _evaluation(ev: dict | None) -> str:
     ]
     out = (
         f"Rest-of-line completion on {ev['files']} held-out files "
-        f"(FIM {'on' if ev.get('fim') else 'off'}, greedy, token healing), "
+        f"(FIM {'on' if ev.get('fim') else 'off'}, greedy{_branching(ev)}, token healing), "
         f"{ev.get('ms_per_line', 0):.0f} ms per line on the machine that ran it.\n\n"
         + _table(rows, ("predictor", "exact match", "edit similarity", "lines"))
         + f"\n\nBits per token {ev['bits_per_token']:.3f}, bits per byte "

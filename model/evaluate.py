@@ -2,10 +2,11 @@
 
 It samples lines from held-out files, cuts each at the start of its code (after the
 indentation) or mid-line, prompts with the prefix (and the suffix through FIM when the
-bundle has FIM tokens), and generates greedily to the end of the line. It reports exact
-match, edit similarity (difflib's ratio x 100, the fuzzywuzzy `ratio` CodeXGLUE uses),
-bits per token and bits per byte, and the same figures for a trivial in-file copy
-baseline measured in the same run.
+bundle has FIM tokens), and generates greedily to the end of the line, branching on the
+first token as the server does (`--branches`). It reports exact match, edit similarity
+(difflib's ratio x 100, the fuzzywuzzy `ratio` CodeXGLUE uses), bits per token and bits
+per byte, and the same figures for a trivial in-file copy baseline measured in the same
+run.
 
 It also scores whole lines the way CodeXGLUE's line-level benchmark (PY150) does, the
 protocol behind the 40% reference figure: cut at the start of the line, with string and
@@ -266,7 +267,8 @@ def run(args: argparse.Namespace) -> int:
               f"  completion:  {row['completion']!r}\n  truth:       {row['truth']!r}")  # fmt: skip
     if args.json:
         report = {k: asdict(v) for k, v in rows.items()} | bpt | {
-            "fim": fim, "files": len(files), "ms_per_line": 1000 * seconds / max(1, len(cases)),
+            "fim": fim, "branches": args.branches, "files": len(files),
+            "ms_per_line": 1000 * seconds / max(1, len(cases)),
             "samples": [sample_row(cases[i], predictions[i]) for i in picks],
         }  # fmt: skip
         args.json.write_text(json.dumps(report, indent=2), encoding="utf-8")
