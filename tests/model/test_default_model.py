@@ -44,14 +44,18 @@ def test_the_committed_bundle_loads_and_its_sha_matches() -> None:
     assert (DEFAULT_BUNDLE / "MODEL_CARD.md").read_text().startswith("# jpilot default model")
 
 
+@pytest.mark.parametrize("branches", [1, 3], ids=["greedy", "branching"])  # 3: the server's
 @pytest.mark.parametrize("suffix", ["", SUFFIX], ids=["prefix-only", "fim"])
 @pytest.mark.parametrize("prompt", PROMPTS)
-def test_greedy_line_completion_parses(engine: Engine, prompt: str, suffix: str) -> None:
+def test_greedy_line_completion_parses(
+    engine: Engine, prompt: str, suffix: str, branches: int
+) -> None:
     tok = engine.tokenizer
     ids, heal = engine.healer.split(tok.encode(prompt))
     if suffix:  # the code after the cursor goes in too, as the server sends it
         ids = tok.fim_prompt(ids, tok.encode(suffix))
-    result = engine.generate(ids, GenerationConfig(max_new_tokens=48, stop=["\n"], heal=heal))
+    config = GenerationConfig(max_new_tokens=48, stop=["\n"], heal=heal, branches=branches)
+    result = engine.generate(ids, config)
     line = result.text
     assert line.strip(), f"empty completion for {prompt!r}"
     program = prompt + line + "\n"
