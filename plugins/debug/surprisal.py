@@ -143,7 +143,7 @@ def line_scores(text: str, tokens: list[TokenScore]) -> dict[int, tuple[float, T
 def find_hints(
     text: str,
     tokens: list[TokenScore],
-    threshold: float = 12.0,
+    threshold: float = 14.0,
     max_hints: int = 5,
     min_bits: float = 4.0,
 ) -> list[Hint]:
