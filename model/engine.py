@@ -239,8 +239,8 @@ class Engine:
         rows = [] if logits is None else [logits]  # rows[0] predicts the next token
         forced: list[int] = []  # tokens chosen by branching, emitted before any sampling
         passes = 0
-        in_time = cfg.deadline is None or time.monotonic() < cfg.deadline
-        if logits is not None and cfg.branches > 1 and cfg.temperature <= 0 and in_time:
+        branching = cfg.branches > 1 and cfg.temperature <= 0 and not _expired(cfg.deadline)
+        if logits is not None and branching:
             forced, passes = self._best_start(logits, past, covered, max_new, cfg, cancel)
         draft: list[int] = []  # fed but unverified guesses; rows[i + 1] follows draft[i]
         tokens: list[int] = []
@@ -250,7 +250,7 @@ class Engine:
         while rows:
             if cancel is not None and cancel.is_set():
                 break
-            if cfg.deadline is not None and time.monotonic() >= cfg.deadline and not forced:
+            if _expired(cfg.deadline) and not forced:
                 reason = "deadline"  # tokens chosen by branching are emitted first
                 break
             branched = bool(forced)
@@ -258,7 +258,7 @@ class Engine:
                 rows.pop(0)
                 token = forced.pop(0)
             else:
-                row = self._constrain(rows.pop(0), healing) if healing else rows.pop(0)
+                row = self._constrain(rows.pop(0), healing)
                 token = sample(row, cfg.temperature, cfg.top_p, rng)
             healing = self.healer.consume(healing, token) if healing else b""
             ttft = ttft or time.monotonic() - t0
@@ -337,9 +337,6 @@ class Engine:
         limit = min(max_new, self.n_positions - covered)  # tokens one line may take
         eos = self.tokenizer.eos_id
 
-        def late() -> bool:
-            return cfg.deadline is not None and time.monotonic() >= cfg.deadline
-
         def ends(tokens: list[int]) -> bool:
             text = self.tokenizer.decode(tokens)[healed:]
             stopped = _apply_stops(text, cfg.stop)[1]
@@ -348,11 +345,11 @@ class Engine:
         lead: list[int] = []  # whitespace the model is surest of, shared by every branch
         healing, kv, passes = cfg.heal, past, 0
         while True:
-            first = log_softmax(self._constrain(row, healing) if healing else row)
+            first = log_softmax(self._constrain(row, healing))
             top = int(np.argmax(first))
             if self.tokenizer.decode([top]).strip() or ends([*lead, top]):  # content
                 break
-            if len(lead) >= 4 or (cancel is not None and cancel.is_set()) or late():
+            if len(lead) >= 4 or (cancel is not None and cancel.is_set()) or _expired(cfg.deadline):
                 break
             lead.append(top)
             healing = self.healer.consume(healing, top) if healing else b""
@@ -372,12 +369,11 @@ class Engine:
                     break
                 if cancel is not None and cancel.is_set():
                     return [], passes  # the caller stops too
-                if late():
+                if _expired(cfg.deadline):
                     return best or tokens, passes  # the caller emits these, then stops
                 out, branch_kv = self._forward([tokens[-1]], branch_kv, covered + len(tokens) - 1)
                 passes += 1
-                lp = out[-1]
-                lp = log_softmax(self._constrain(lp, branch_healing) if branch_healing else lp)
+                lp = log_softmax(self._constrain(out[-1], branch_healing))
                 tokens.append(int(np.argmax(lp)))
                 logp += float(lp[tokens[-1]])
             if logp > best_logp:
@@ -390,7 +386,10 @@ class Engine:
         return self.tokenizer.healer
 
     def _constrain(self, logits: np.ndarray, remaining: bytes) -> np.ndarray:
-        """Mask logits to tokens consistent with the bytes healing still has to produce."""
+        """Mask logits to tokens consistent with the bytes healing still has to produce
+        (none left: the logits as they are)."""
+        if not remaining:
+            return logits
         allowed = self.healer.allowed(remaining)
         if not len(allowed):
             return logits
@@ -473,6 +472,11 @@ def lookup_draft(history: Sequence[int], k: int, longest: int = 4, shortest: int
             if np.array_equal(seq[i : i + n], tail):
                 return seq[i + n : i + n + k].tolist()
     return []
+
+
+def _expired(deadline: float | None) -> bool:
+    """Return whether a `time.monotonic()` deadline (None: no deadline) has passed."""
+    return deadline is not None and time.monotonic() >= deadline
 
 
 def _apply_stops(text: str, stops: Sequence[str]) -> tuple[str, bool]:
