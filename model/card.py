@@ -17,6 +17,8 @@ from jpilot.model.errors import ModelError
 from jpilot.model.evaluate import CODEXGLUE_ROW
 from jpilot.model.train.config import HISTORY_DIR
 
+TRAINING_HEADING = "## Training"  # the section a later run's card quotes
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare `jpilot model card` arguments."""
@@ -28,19 +30,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the card."""
-    summary_path = args.run / "training_summary.json"
-    if not summary_path.is_file():
+    if not is_run(args.run):
         raise ModelError(f"{args.run} has no training_summary.json; is it a training run?")
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    log_path = args.run / "train_log.jsonl"
-    curve = [json.loads(x) for x in log_path.read_text().splitlines()] if log_path.exists() else []
     evaluation = json.loads(args.eval.read_text(encoding="utf-8")) if args.eval else None
-    earlier = args.run / HISTORY_DIR / CARD_FILE  # written by `train --init-from`
-    history = earlier.read_text(encoding="utf-8") if earlier.is_file() else None
-    text = render(args.bundle, summary, curve, evaluation, args.note, history)
+    text = card_for_run(args.bundle, args.run, evaluation, args.note)
     (args.bundle / CARD_FILE).write_text(text, encoding="utf-8")
     print(f"wrote {args.bundle / CARD_FILE}")
     return 0
+
+
+def is_run(folder: Path) -> bool:
+    """Return whether `folder` is a `jpilot model train --out` folder with a finished summary."""
+    return (folder / "training_summary.json").is_file()
+
+
+def card_for_run(
+    bundle: Path, run: Path, evaluation: dict | None = None, notes: list[str] | None = None
+) -> str:
+    """Return the card of `bundle`, exported from the training run in `run`."""
+    summary = json.loads((run / "training_summary.json").read_text(encoding="utf-8"))
+    log_path = run / "train_log.jsonl"
+    curve = [json.loads(x) for x in log_path.read_text().splitlines()] if log_path.exists() else []
+    earlier = run / HISTORY_DIR / CARD_FILE  # written by `train --init-from`
+    history = earlier.read_text(encoding="utf-8") if earlier.is_file() else None
+    return render(bundle, summary, curve, evaluation, notes or [], history)
 
 
 def _table(rows: list[tuple[Any, ...]], head: tuple[str, ...]) -> str:
@@ -129,9 +142,9 @@ def _earlier_training(summary: dict, card: str | None) -> str:
         f"`{start}` (`--init-from`), with its weights (dequantized when int8) and its "
         "tokenizer, so the figures above add to that bundle's own training"
     )
-    if not card or "## Training" not in card:
+    if not card or TRAINING_HEADING not in card:
         return out + "."
-    section = card.split("## Training", 1)[1].split("\n## ", 1)[0].strip()
+    section = card.split(TRAINING_HEADING, 1)[1].split("\n## ", 1)[0].strip()
     quoted = "\n".join(f"> {line}" if line else ">" for line in section.splitlines())
     return out + ", quoted from its model card:\n\n" + quoted
 
@@ -173,7 +186,7 @@ jpilot completes code offline on a fresh machine. Retrain or replace it at will.
 | bundle dtype | {m.dtype} |
 | sha256 of model.onnx | `{m.onnx_sha256}` |
 
-## Training
+{TRAINING_HEADING}
 
 {summary.get("tokens_seen", 0):,} tokens seen in {summary.get("steps")} steps,
 {minutes:.0f} minutes of wall time on {cfg.get("threads")} CPU threads (bf16 autocast),

@@ -101,7 +101,8 @@ def make_optimizer(cfg: TrainConfig):
             {"params": decay, "weight_decay": cfg.weight_decay},
             {"params": other, "weight_decay": 0.0},
         ]
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=True)  # fused CPU kernel: ~4% faster steps here
+        # the fused CPU kernel made steps ~4% faster here
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=True)
 
     return factory
 

@@ -28,6 +28,7 @@ from onnx import numpy_helper
 from transformers import GPTJConfig, GPTJForCausalLM
 
 from jpilot.model.bundle import CARD_FILE, MANIFEST, Manifest, load_bundle
+from jpilot.model.card import TRAINING_HEADING, card_for_run, is_run
 from jpilot.model.errors import ModelError
 from jpilot.model.train.config import HISTORY_DIR
 
@@ -104,9 +105,17 @@ def keep_history(bundle_dir: Path, out: Path) -> None:
 
     `jpilot model card` quotes that card's training section, so the new card tells the
     whole history even after the starting bundle is replaced by the new one.
+    The trainer's own export (`RUN/bundle`) carries only a card stub, so when the starting
+    bundle is one, its card is rendered from that run's files (summary, loss curve and its
+    own `init_from/`), and the history goes back through every earlier run.
     """
     history = out / HISTORY_DIR
     history.mkdir(parents=True, exist_ok=True)
-    for name in (MANIFEST, CARD_FILE):
-        if (bundle_dir / name).is_file():
-            shutil.copyfile(bundle_dir / name, history / name)
+    if (bundle_dir / MANIFEST).is_file():
+        shutil.copyfile(bundle_dir / MANIFEST, history / MANIFEST)
+    card = bundle_dir / CARD_FILE
+    text = card.read_text(encoding="utf-8") if card.is_file() else None
+    if (text is None or TRAINING_HEADING not in text) and is_run(bundle_dir.parent):
+        text = card_for_run(bundle_dir, bundle_dir.parent)
+    if text is not None:
+        (history / CARD_FILE).write_text(text, encoding="utf-8")

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from jpilot.lsp.cli import main
+from jpilot.model.train.warmstart import keep_history
 
 
 def test_card_from_run_and_eval(tiny_bundle: Path, tmp_path: Path) -> None:
@@ -64,3 +65,25 @@ def test_card_of_a_run_that_went_on_from_a_bundle(tiny_bundle: Path, tmp_path: P
     assert "from the bundle `model/default` (`--init-from`)" in card
     assert "> 11,244,269 tokens seen.\n>\n> | a | b |" in card  # quoted, tables kept
     assert "> ## Corpus" not in card  # only the training section is quoted
+
+
+def test_going_on_from_a_runs_own_export_keeps_the_whole_history(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    # run A went on from an earlier bundle; its own export RUN/bundle has only a card stub
+    run_a = tmp_path / "a"
+    shutil.copytree(tiny_bundle, run_a / "bundle")
+    assert "## Training" not in (run_a / "bundle" / "MODEL_CARD.md").read_text()
+    (run_a / "init_from").mkdir()
+    (run_a / "init_from" / "MODEL_CARD.md").write_text("# old\n\n## Training\n\n1,111 tokens.\n")
+    summary = {"params": 7_360_000, "steps": 10, "tokens_seen": 2_222, "wall_time_s": 60.0,
+               "config": {"init_from": "model/default", "lr": 0.001}}  # fmt: skip
+    (run_a / "training_summary.json").write_text(json.dumps(summary))
+    run_b = tmp_path / "b"
+    keep_history(run_a / "bundle", run_b)  # what `train --out b --init-from a/bundle` does
+    history = (run_b / "init_from" / "MODEL_CARD.md").read_text()
+    assert "2,222 tokens seen in 10 steps" in history  # run A's own training
+    assert "> 1,111 tokens." in history  # and, quoted, the run before it
+    assert (run_b / "init_from" / "jpilot.json").read_bytes() == (
+        tiny_bundle / "jpilot.json"
+    ).read_bytes()
