@@ -163,6 +163,13 @@ def render(
     minutes = summary.get("wall_time_s", 0) / 60
     init = f" --init-from {cfg['init_from']}" if cfg.get("init_from") else ""
     fim = "" if m.fim else " --no-fim"
+    extra = " --packages-dir DIR" if cfg.get("package_dirs") else ""
+    extra_note = (
+        " DIR holds the corpus table's packages that jpilot's own environment lacks, "
+        "installed with `pip install --no-deps --target DIR NAME==VERSION ...`."
+        if extra
+        else ""
+    )
     order = cfg.get("fim_order", "psm")  # runs from before --fim-order trained PSM
     limitations = [
         "A small model trained for minutes on two CPU cores: it completes common idioms "
@@ -196,8 +203,8 @@ windows in fill-in-the-middle ({order.upper()}) form, seed {cfg.get("seed")}.
 Reproduce: `jpilot model train --out RUN --minutes {cfg.get("minutes")} --layers
 {cfg.get("layers")} --d-model {cfg.get("d_model")} --heads {cfg.get("heads")} --vocab-size
 {cfg.get("vocab_size")} --seq-len {cfg.get("seq_len")} --batch-size {cfg.get("batch_size")}
---lr {cfg.get("lr")} --fim-order {order}{init}` then
-`jpilot model export RUN/checkpoint BUNDLE --quantize int8{fim}`.
+--lr {cfg.get("lr")} --fim-order {order}{init}{extra}` then
+`jpilot model export RUN/checkpoint BUNDLE --quantize int8{fim}`.{extra_note}
 
 {_curve(curve)}{_earlier_training(summary, history)}
 

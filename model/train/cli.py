@@ -23,6 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--corpus", nargs="+", metavar="PATH",
         help="your own folders/files of Python code (default: stdlib + permissive site-packages)",
     )  # fmt: skip
+    parser.add_argument(
+        "--packages-dir", nargs="+", metavar="DIR",
+        help="also train on the permissive pure-Python packages installed in DIR "
+        "(fill it with `pip install --no-deps --target DIR PACKAGE ...`)",
+    )  # fmt: skip
     parser.add_argument("--data-dir", help="tokenized-corpus cache to share (default OUT/data)")
     parser.add_argument(
         "--init-from", metavar="BUNDLE",
@@ -65,6 +70,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         out=args.out,
         corpus=args.corpus,
+        package_dirs=args.packages_dir,
         data_dir=args.data_dir,
         max_files=args.max_files,
         init_from=args.init_from,

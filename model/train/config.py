@@ -14,6 +14,7 @@ class TrainConfig:
 
     out: str  # output folder: data/, checkpoint/, state/, train_log.jsonl, bundle/
     corpus: list[str] | None = None  # user folders/files; None = stdlib + permissive packages
+    package_dirs: list[str] | None = None  # extra site folders (`pip install --target DIR`)
     data_dir: str | None = None  # tokenized-corpus cache (default OUT/data); share across runs
     max_files: int | None = None  # cap on corpus files (toy runs)
     init_from: str | None = None  # bundle whose weights and tokenizer a new run starts from

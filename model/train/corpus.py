@@ -4,7 +4,9 @@ The default corpus is code that is present on every machine that runs jpilot: th
 `sysconfig` points at and the pure-Python distributions in site-packages whose licence is
 permissive (MIT, BSD, Apache, PSF, ISC, Unlicense, ...). Copyleft and weak-copyleft licences
 (GPL, LGPL, AGPL, MPL, EPL, ...) and unknown licences are excluded. A user can instead pass
-their own folders or files (`--corpus PATH ...`).
+their own folders or files (`--corpus PATH ...`). More packages can be added without
+installing them into the running environment: `pip install --no-deps --target DIR ...` and
+`--packages-dir DIR` adds DIR's distributions under the same licence and purity rules.
 
 Every file is filtered (Python only, <= 1 MB, valid UTF-8, not generated-looking), deduplicated
 by a hash of its content with line-end whitespace normalised, and assigned to the train or the
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata as metadata
+import itertools
 import re
 import sysconfig
 from collections.abc import Iterable, Iterator
@@ -34,11 +37,19 @@ VENDOR_DIRS = {"_vendor", "vendor", "_vendored", "vendored", "_vendored_packages
 PERMISSIVE_SPDX = {
     "mit", "mit-0", "bsd", "0bsd", "bsd-2-clause", "bsd-3-clause", "bsd-3-clause-clear",
     "bsd-4-clause", "apache-2.0", "apache", "psf-2.0", "python-2.0", "python-2.0.1", "psf",
-    "isc", "unlicense", "zlib", "cc0-1.0", "hpnd", "mit-cmu",
+    "isc", "unlicense", "zlib", "cc0-1.0", "hpnd", "mit-cmu", "cnri-python",
 }  # fmt: skip
 PERMISSIVE_WORDS = ("mit", "bsd", "apache", "psf", "python software foundation", "isc", "unlicense")
 COPYLEFT_WORDS = ("gpl", "mpl", "mozilla", "eupl", "epl", "eclipse", "cddl", "proprietary",
                   "commercial", "copyleft", "osl", "artistic", "sspl", "bsl")  # fmt: skip
+MAX_EXPRESSION = 120  # a longer or multi-line licence field holds the licence's full text
+FULL_TEXT_COPYLEFT = ("general public license", "mozilla public license", "eclipse public "
+                      "license", "european union public licence", "common development and "
+                      "distribution license", "server side public license")  # fmt: skip
+FULL_TEXT_PERMISSIVE = ("apache license", "permission is hereby granted, free of charge",
+                        "redistribution and use in source and binary forms", "isc license",
+                        "python software foundation license", "free and unencumbered "
+                        "software released into the public domain")  # fmt: skip
 CLASSIFIER_PERMISSIVE = (
     "MIT License", "MIT No Attribution", "BSD License", "Apache Software License",
     "Python Software Foundation License", "ISC License", "The Unlicense", "Zero-Clause BSD",
@@ -93,9 +104,14 @@ class Corpus:
 
 
 def is_permissive(licence: str | None, classifiers: Iterable[str] = ()) -> bool:
-    """Return whether a licence expression, free text or classifier list is permissive."""
-    if licence and licence.strip() and licence.strip().upper() not in ("UNKNOWN", "NONE"):
-        return _licence_text_permissive(licence)
+    """Return whether a licence (expression, name or full text) or classifier list is permissive.
+
+    The licence decides when it names something we recognise; otherwise the trove
+    classifiers do. Unknown means not permissive.
+    """
+    verdict = licence_verdict(licence)
+    if verdict is not None:
+        return verdict
     found = [c.split("::")[-1].strip() for c in classifiers if c.startswith("License ::")]
     found = [c for c in found if c != "OSI Approved"]
     if not found:
@@ -103,20 +119,50 @@ def is_permissive(licence: str | None, classifiers: Iterable[str] = ()) -> bool:
     return all(any(c.startswith(p) for p in CLASSIFIER_PERMISSIVE) for c in found)
 
 
-def _licence_text_permissive(text: str) -> bool:
-    """Judge an SPDX expression (AND/OR) or a short licence name."""
-    lowered = text.strip().lower()
-    tokens = re.split(r"\s+(?:or)\s+", lowered.replace("(", " ").replace(")", " "))
-    if len(tokens) > 1:  # any permissive alternative of an OR is enough
-        return any(_licence_text_permissive(t) for t in tokens)
-    atoms = [a.strip() for a in re.split(r"\s+(?:and|with)\s+", lowered) if a.strip()]
-    if all(_spdx(a) in PERMISSIVE_SPDX for a in atoms):
+def licence_verdict(licence: str | None) -> bool | None:
+    """Judge a License / License-Expression field: True, False, or None when unrecognised.
+
+    Some distributions put the whole licence file into the field; that is judged by the
+    phrases that identify it, never word by word (its "submit" and "limited" contain "mit").
+    """
+    value = (licence or "").strip()
+    if not value or value.upper() in ("UNKNOWN", "NONE"):
+        return None
+    if "\n" in value or len(value) > MAX_EXPRESSION:
+        text = " ".join(value.lower().split())
+        if any(p in text for p in FULL_TEXT_COPYLEFT):
+            return False
+        return True if any(p in text for p in FULL_TEXT_PERMISSIVE) else None
+    return _expression_verdict(value.lower())
+
+
+def _expression_verdict(expression: str) -> bool | None:
+    """Judge an SPDX expression (OR of ANDs, WITH exceptions) or a short licence name."""
+    flat = expression.replace("(", " ").replace(")", " ")
+    alternatives = [_all_of(a) for a in re.split(r"\s+or\s+", flat)]
+    if any(v is True for v in alternatives):  # any permissive alternative of an OR is enough
         return True
-    first = lowered.splitlines()[0] if "\n" in lowered else lowered
-    words = set(re.findall(r"[a-z0-9]+", first))
-    if any(w in words or w.rstrip("v23") in words for w in COPYLEFT_WORDS) or "gpl" in first:
+    return False if all(v is False for v in alternatives) else None
+
+
+def _all_of(conjunction: str) -> bool | None:
+    """Judge `A AND B ...`: every part must be permissive; an exception (WITH) only adds rights."""
+    parts = [re.sub(r"\s+with\s+.*$", "", a).strip() for a in re.split(r"\s+and\s+", conjunction)]
+    verdicts = [_atom_verdict(a) for a in parts if a]
+    if any(v is False for v in verdicts):
         return False
-    return any(p in first for p in PERMISSIVE_WORDS)
+    return True if verdicts and all(v is True for v in verdicts) else None
+
+
+def _atom_verdict(atom: str) -> bool | None:
+    """Judge one SPDX id or licence name by whole words."""
+    if _spdx(atom) in PERMISSIVE_SPDX:
+        return True
+    words = set(re.findall(r"[a-z0-9]+", atom))
+    if any(w in words or w.rstrip("v23") in words for w in COPYLEFT_WORDS) or "gpl" in atom:
+        return False
+    phrase = " ".join(re.findall(r"[a-z0-9]+", atom))
+    return True if any(re.search(rf"\b{p}\b", phrase) for p in PERMISSIVE_WORDS) else None
 
 
 def _spdx(atom: str) -> str:
@@ -124,25 +170,31 @@ def _spdx(atom: str) -> str:
     return re.sub(r"(-only|-or-later|\+)$", "", atom.strip())
 
 
-def distribution_licence(dist: metadata.Distribution) -> str:
-    """Return the licence a distribution declares (expression, field or classifiers)."""
-    meta = dist.metadata
+def _licence_field(dist: metadata.Distribution) -> str | None:
+    """Return the first filled-in licence field: License-Expression, then License."""
     for key in ("License-Expression", "License"):
-        value = meta[key]
+        value = dist.metadata[key]
         if value and value.strip() and value.strip().upper() != "UNKNOWN":
-            return value.strip().splitlines()[0][:200]
-    classifiers = [c for c in (meta.get_all("Classifier") or []) if c.startswith("License ::")]
-    return "; ".join(c.split("::")[-1].strip() for c in classifiers) or "unknown"
+            return value.strip()
+    return None
+
+
+def distribution_licence(dist: metadata.Distribution) -> str:
+    """Return the licence a distribution declares, short enough for the card's table."""
+    value = _licence_field(dist)
+    if value and "\n" not in value and len(value) <= MAX_EXPRESSION:
+        return value
+    classifiers = [c for c in (dist.metadata.get_all("Classifier") or [])
+                   if c.startswith("License ::")]  # fmt: skip
+    named = "; ".join(c.split("::")[-1].strip() for c in classifiers)
+    if named:
+        return named
+    return value.splitlines()[0][:MAX_EXPRESSION] if value else "unknown"
 
 
 def _dist_is_permissive(dist: metadata.Distribution) -> bool:
     """Return whether a distribution's declared licence is permissive."""
-    meta = dist.metadata
-    for key in ("License-Expression", "License"):
-        value = meta[key]
-        if value and value.strip() and value.strip().upper() != "UNKNOWN":
-            return is_permissive(value)
-    return is_permissive(None, meta.get_all("Classifier") or [])
+    return is_permissive(_licence_field(dist), dist.metadata.get_all("Classifier") or [])
 
 
 def looks_generated(text: str) -> bool:
@@ -200,9 +252,25 @@ def default_sources() -> Iterator[tuple[PackageInfo, list[tuple[str, Path]]]]:
     """Yield the stdlib and each permissive pure-Python distribution with its files."""
     version = sysconfig.get_python_version()
     yield PackageInfo("stdlib", version, "PSF-2.0"), list(stdlib_files())
-    seen = set()
-    dists = sorted(metadata.distributions(), key=lambda d: (d.metadata["Name"] or "").lower())
-    for dist in dists:
+    yield from package_sources(metadata.distributions())
+
+
+def package_dir_sources(
+    dirs: Iterable[str | Path], taken: set[str]
+) -> Iterator[tuple[PackageInfo, list[tuple[str, Path]]]]:
+    """Yield the permissive pure-Python distributions installed in `dirs` (`pip --target`).
+
+    Names in `taken` (already in the corpus) are skipped, so a package is read once.
+    """
+    yield from package_sources(metadata.distributions(path=[str(d) for d in dirs]), taken)
+
+
+def package_sources(
+    dists: Iterable[metadata.Distribution], seen: set[str] | None = None
+) -> Iterator[tuple[PackageInfo, list[tuple[str, Path]]]]:
+    """Yield each permissive pure-Python distribution of `dists` with its files, by name."""
+    seen = set() if seen is None else seen
+    for dist in sorted(dists, key=lambda d: (d.metadata["Name"] or "").lower()):
         name = (dist.metadata["Name"] or "").lower()
         if not name or name in seen or name == "jpilot":
             continue
@@ -228,9 +296,21 @@ def user_sources(paths: Iterable[str | Path]) -> Iterator[tuple[PackageInfo, lis
     yield PackageInfo("user", "-", "user-provided"), files
 
 
-def build_corpus(paths: Iterable[str | Path] | None = None, max_files: int | None = None) -> Corpus:
-    """Collect, filter, deduplicate and split the corpus (default sources when `paths` is None)."""
+def build_corpus(
+    paths: Iterable[str | Path] | None = None,
+    max_files: int | None = None,
+    package_dirs: Iterable[str | Path] = (),
+) -> Corpus:
+    """Collect, filter, deduplicate and split the corpus (default sources when `paths` is None).
+
+    The distributions in `package_dirs` come after the other sources, so a file they share
+    with the default corpus keeps its place (and split) there.
+    """
+    taken: set[str] = set()
     sources = default_sources() if not paths else user_sources(paths)
+    sources = itertools.chain(
+        _note_names(sources, taken), package_dir_sources(list(package_dirs), taken)
+    )
     documents: list[Document] = []
     packages: dict[str, PackageInfo] = {}
     skipped: dict[str, int] = {}
@@ -265,6 +345,13 @@ def build_corpus(paths: Iterable[str | Path] | None = None, max_files: int | Non
             row.val_files += doc.split == "val"
             row.bytes += len(text.encode("utf-8"))
     return Corpus(documents, packages, skipped)
+
+
+def _note_names(sources: Iterator[tuple[PackageInfo, list]], taken: set[str]) -> Iterator:
+    """Pass `sources` through, adding each package's name to `taken`."""
+    for info, files in sources:
+        taken.add(info.name)
+        yield info, files
 
 
 def _read(path: Path, skip) -> str | None:

@@ -57,11 +57,21 @@ class Prepared:
 
 
 def fingerprint(
-    corpus_paths: Iterable[str] | None, max_files: int | None, vocab: int, tokenizer: str = ""
+    corpus_paths: Iterable[str] | None,
+    max_files: int | None,
+    vocab: int,
+    tokenizer: str = "",
+    package_dirs: Iterable[str] = (),
 ) -> str:
-    """Return a short hash of the options that determine the cached data."""
-    key = json.dumps([sorted(corpus_paths or []), max_files, vocab, 2, tokenizer])
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+    """Return a short hash of the options that determine the cached data.
+
+    For `package_dirs` the distributions installed there count, so installing one more
+    package into such a folder rebuilds the cache.
+    """
+    parts: list = [sorted(corpus_paths or []), max_files, vocab, 2, tokenizer]
+    for d in sorted(package_dirs):
+        parts.append([str(Path(d).resolve()), sorted(p.name for p in Path(d).glob("*.dist-info"))])
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 def prepare_data(
@@ -71,19 +81,26 @@ def prepare_data(
     max_files: int | None = None,
     log=print,
     tokenizer_json: Path | None = None,
+    package_dirs: list[str] | None = None,
 ) -> Prepared:
     """Build (or load from `data_dir`) the tokenizer and the tokenized train/val streams.
 
     With `tokenizer_json` that tokenizer is used as it is instead of training one.
+    `package_dirs` add the permissive pure-Python distributions installed in them.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     given = hashlib.sha256(tokenizer_json.read_bytes()).hexdigest() if tokenizer_json else ""
-    fp = fingerprint(corpus_paths, max_files, vocab_size, given)
+    dirs = package_dirs or []
+    for d in dirs:
+        if not Path(d).is_dir():
+            raise ModelError(f"--packages-dir {d} is not a folder; fill one with "
+                             f"`pip install --no-deps --target {d} PACKAGE ...`")  # fmt: skip
+    fp = fingerprint(corpus_paths, max_files, vocab_size, given, dirs)
     meta_path = data_dir / "meta.json"
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("fingerprint") == fp:
         return _load(data_dir, json.loads(meta_path.read_text()))
     log("building corpus ...")
-    corpus = build_corpus(corpus_paths, max_files=max_files)
+    corpus = build_corpus(corpus_paths, max_files=max_files, package_dirs=dirs)
     train_docs, val_docs = corpus.split("train"), corpus.split("val")
     if not train_docs:
         where = " ".join(corpus_paths) if corpus_paths else "the stdlib and site-packages"

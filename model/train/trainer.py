@@ -192,7 +192,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     given_tokenizer = Path(cfg.init_from) / "tokenizer.json" if cfg.init_from else None
     data: Prepared = prepare_data(
         data_dir, cfg.corpus, cfg.vocab_size, cfg.max_files, log=log,
-        tokenizer_json=given_tokenizer,
+        tokenizer_json=given_tokenizer, package_dirs=cfg.package_dirs,
     )  # fmt: skip
     tokenizer_json = data_dir / "tokenizer.json"
     vocab = data.tokenizer.get_vocab_size()

@@ -19,7 +19,12 @@ from transformers import GPTJForCausalLM  # noqa: E402
 from jpilot.model.errors import ModelError  # noqa: E402
 from jpilot.model.train import cli  # noqa: E402
 from jpilot.model.train.corpus import build_corpus, is_permissive, split_of  # noqa: E402
-from jpilot.model.train.data import IGNORE, WindowSampler  # noqa: E402
+from jpilot.model.train.data import (  # noqa: E402
+    IGNORE,
+    WindowSampler,
+    fingerprint,
+    prepare_data,
+)
 from jpilot.model.train.tokenizer import (  # noqa: E402
     SPECIAL_TOKENS,
     check_round_trip,
@@ -68,6 +73,20 @@ def test_licence_filter() -> None:
         None, ["License :: OSI Approved :: Mozilla Public License 2.0 (MPL 2.0)"]
     )
     assert not is_permissive(None, [])
+    assert not is_permissive("Limited use licence")  # "mit" is a word, not a substring
+    assert is_permissive("Apache-2.0 AND Apache-2.0 WITH LLVM-exception")
+
+
+def test_licence_given_as_its_full_text() -> None:
+    apache = "Copyright 2018 Acme Inc. All rights reserved.\n\n  Apache License\n  Version 2.0"
+    gpl = ("GNU GENERAL PUBLIC LICENSE\nVersion 3\nEveryone is permitted to copy or submit "
+           "verbatim copies, without limitation or MIT-style terms.")  # fmt: skip
+    assert is_permissive(apache + "\n\nLegal Entity authorized to submit, or not limited to")
+    assert not is_permissive(gpl)
+    unrecognised = "Copyright 2018 Acme Inc.\nAll rights reserved. Permission needed or not."
+    assert not is_permissive(unrecognised)
+    # an unrecognised field leaves the decision to the classifiers
+    assert is_permissive(unrecognised, ["License :: OSI Approved :: MIT License"])
 
 
 def test_corpus_dedup_and_filters(user_corpus: Path) -> None:
@@ -78,6 +97,49 @@ def test_corpus_dedup_and_filters(user_corpus: Path) -> None:
     assert corpus.skipped["not utf-8"] == 1 and "latin1.py" not in names
     assert not any(n.endswith(".txt") for n in names)
     assert corpus.manifest()["files"] == 40
+
+
+def _install(site: Path, name: str, licence: str, files: dict[str, str]) -> None:
+    """Lay out a distribution in `site` the way `pip install --target site` does."""
+    info = site / f"{name}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"
+                                   f"License: {licence}\n")  # fmt: skip
+    for rel, text in files.items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(text)
+    (info / "RECORD").write_text("".join(f"{rel},,\n" for rel in files))
+
+
+def test_packages_dir_adds_its_permissive_pure_python_packages(
+    tmp_path: Path, user_corpus: Path
+) -> None:
+    site = tmp_path / "site"
+    _install(site, "goodpkg", "MIT", {"goodpkg/__init__.py": _code(101),
+                                      "goodpkg/tests/test_x.py": _code(102)})  # fmt: skip
+    _install(site, "leftpkg", "GPL-3.0-or-later", {"leftpkg/__init__.py": _code(103)})
+    _install(site, "fastpkg", "MIT", {"fastpkg/__init__.py": _code(104), "fastpkg/_c.so": ""})
+    _install(site, "copypkg", "MIT", {"copypkg/__init__.py": _code(1) * 3})  # mod1.py again
+    corpus = build_corpus([str(user_corpus)], package_dirs=[site])
+    names = {d.name for d in corpus.documents}
+    assert "goodpkg/goodpkg/__init__.py" in names
+    assert not any(n.startswith(("leftpkg/", "fastpkg/")) for n in names)  # licence, .so
+    assert "goodpkg/goodpkg/tests/test_x.py" not in names  # tests are left out, as in site
+    assert corpus.skipped["duplicate"] == 2  # copypkg's file is the user corpus's mod1.py
+    manifest = {p["name"]: p for p in corpus.manifest()["packages"]}
+    assert manifest["goodpkg"]["licence"] == "MIT" and manifest["goodpkg"]["version"] == "1.0"
+    assert set(manifest) == {"user", "goodpkg"}
+
+
+def test_packages_dir_is_part_of_the_cache_key_and_must_exist(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    before = fingerprint(None, None, 512, "", [str(site)])
+    assert before != fingerprint(None, None, 512)
+    _install(site, "goodpkg", "MIT", {"goodpkg/__init__.py": _code(1)})
+    assert fingerprint(None, None, 512, "", [str(site)]) != before  # one more package
+    with pytest.raises(ModelError, match="pip install --no-deps --target"):
+        prepare_data(tmp_path / "data", None, 512, package_dirs=[str(tmp_path / "nope")])
 
 
 def test_split_is_by_file_and_deterministic() -> None:
