@@ -42,6 +42,7 @@ from jpilot.model.train.tokenizer import (
 
 IGNORE = -100  # label value the loss skips (FIM padding)
 TOKENIZER_SAMPLE_BYTES = 30_000_000  # train the BPE on about this much text
+ENCODE_BATCH = 1_000  # documents tokenized at once
 
 
 @dataclass
@@ -125,15 +126,16 @@ def prepare_data(
     eot = special_ids(tokenizer)["eot"]
     streams = {}
     for name, docs in (("train", train_docs), ("val", val_docs)):
-        ids = tokenizer.encode_batch([d.text for d in docs], add_special_tokens=False)
-        lengths = np.array([len(e.ids) + 1 for e in ids], dtype=np.int64)
-        tokens = np.empty(int(lengths.sum()), dtype=dtype)  # (n_tokens,)
+        pieces = []  # per document: its ids then eot
+        for i in range(0, len(docs), ENCODE_BATCH):  # batches bound the Encoding objects' memory
+            batch = docs[i : i + ENCODE_BATCH]
+            encoded = tokenizer.encode_batch([d.text for d in batch], add_special_tokens=False)
+            for doc, enc in zip(batch, encoded, strict=True):
+                pieces.append(np.array([*enc.ids, eot], dtype=dtype))
+                corpus.packages[doc.package].tokens += len(enc.ids)
+        lengths = np.array([len(x) for x in pieces], dtype=np.int64)
+        tokens = np.concatenate(pieces) if pieces else np.empty(0, dtype=dtype)  # (n_tokens,)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        for enc, start, length in zip(ids, starts, lengths, strict=True):
-            tokens[start : start + length - 1] = enc.ids
-            tokens[start + length - 1] = eot
-        for doc, enc in zip(docs, ids, strict=True):
-            corpus.packages[doc.package].tokens += len(enc.ids)
         streams[name] = (tokens, starts)
         np.save(data_dir / f"{name}.npy", tokens)
         np.save(data_dir / f"{name}_docs.npy", starts)
