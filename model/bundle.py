@@ -41,7 +41,7 @@ class Manifest:
     n_positions: int  # longest sequence the model was built for
     eos_token_id: int | None  # end-of-text id, stops generation
     fim: dict[str, int] | None  # {"prefix", "suffix", "middle"} ids, or None without FIM
-    dtype: str  # "fp32", "fp16" or "int8" (dynamic int8 weights, fp32 activations)
+    dtype: str  # "fp32", "fp16", "int8" (dynamic int8 weights) or "int4" (4-bit weight blocks)
     source: str  # the checkpoint it was exported from
     onnx_sha256: str  # sha256 of model.onnx, checked on load
     external_data: list[str] = field(default_factory=list)  # external-data files, if any

@@ -38,6 +38,8 @@ FIM_NAMES = {  # spellings of the FIM markers across tokenizers, ours first
     "middle": ("<fim_middle>", "<|fim_middle|>", "<fim-middle>"),
 }
 EOS_NAMES = ("<|endoftext|>", "</s>", "<eos>")
+QUANTIZATIONS = ("int8", "int4")
+INT4_BLOCK = 32  # weights per 4-bit block, each with its own fp32 scale
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,9 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--quantize",
-        choices=["int8"],
+        choices=list(QUANTIZATIONS),
         default=None,
-        help="dynamic int8 weight quantization for CPU serving",
+        help="CPU serving: int8 = per-channel int8 weights (dynamic quantization); int4 = "
+        "4-bit weight blocks (MatMulNBits), half the weight bytes per decode step",
     )
     parser.add_argument("--no-fim", action="store_true",
                         help="declare no FIM tokens: serve prefix-only prompts")  # fmt: skip
@@ -108,7 +111,10 @@ def export_bundle(
     """Export a GPT-J checkpoint folder to a validated bundle at `dst`; return its path."""
     src, dst = Path(src), Path(dst)
     if dtype == "fp16" and quantize:
-        raise ModelError("choose either --dtype fp16 (GPU) or --quantize int8 (CPU), not both")
+        raise ModelError(f"choose either --dtype fp16 (GPU) or --quantize {quantize} (CPU), "
+                         "not both")  # fmt: skip
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ModelError(f"--quantize takes {' or '.join(QUANTIZATIONS)}, not {quantize!r}")
     config = read_gptj_config(src)
     kv_cache = resolve_kv_cache(kv_cache, config)
     if dst.exists() and any(dst.iterdir()) and not force:
@@ -131,7 +137,7 @@ def export_bundle(
         _step(3, total, "writing tokenizer.json")
         tokenizer = _write_tokenizer(src, out / TOKENIZER_FILE)
         _step(4, total, "writing jpilot.json and MODEL_CARD.md")
-        manifest = _manifest(src, out, config, tokenizer, "int8" if quantize else dtype)
+        manifest = _manifest(src, out, config, tokenizer, quantize or dtype)
         if not fim:  # the tokenizer may have FIM tokens the model never learned to use
             manifest.fim = None
         write_manifest(out, manifest)
@@ -166,16 +172,21 @@ def _optimum_export(src: Path, raw: Path) -> None:
 
 def _convert_note(dtype: str, quantize: str | None) -> str:
     """Describe stage 2 for the progress line."""
+    if quantize == "int4":
+        return f"quantizing weights to 4 bits in blocks of {INT4_BLOCK} (MatMulNBits)"
     if quantize:
         return "quantizing weights to int8 (ONNX Runtime dynamic quantization)"
     return "converting to fp16" if dtype == "fp16" else "keeping fp32 weights"
 
 
 def _convert(raw: Path, out: Path, dtype: str, quantize: str | None) -> None:
-    """Write out/model.onnx from the raw export: last-K logits, then int8 or fp16 if asked."""
+    """Write out/model.onnx from the raw export: last-K logits, then int8/int4 or fp16."""
     import onnx
 
     model = add_logits_to_keep(onnx.load_model(str(raw / ONNX_FILE)))
+    if quantize == "int4":
+        _save(quantize_int4(model), out / ONNX_FILE)
+        return
     if quantize == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -198,6 +209,28 @@ def _convert(raw: Path, out: Path, dtype: str, quantize: str | None) -> None:
         # keep_io_types=False: the KV cache itself is fp16, halving its memory on the GPU.
         model = convert_float_to_float16(model, keep_io_types=False, disable_shape_infer=True)
     _save(model, out / ONNX_FILE)
+
+
+def quantize_int4(model: Any) -> Any:
+    """Return `model` with every constant-weight MatMul as a 4-bit MatMulNBits.
+
+    Symmetric 4-bit weights in blocks of INT4_BLOCK along the input dimension, one fp32
+    scale per block (round to nearest). Accuracy level 4 lets ONNX Runtime's CPU kernel
+    quantize the activations to int8 and use int8 dot products (VNNI/AMX), so a decode
+    step reads half the weight bytes of the int8 graph. The lm_head is quantized too.
+    """
+    try:
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    except ImportError as exc:  # its onnx-ir dependency comes with the training extra
+        raise ModelError(
+            f"--quantize int4 needs onnx-ir: pip install -e '.[train]' ({exc})"
+        ) from exc
+
+    quantizer = MatMulNBitsQuantizer(
+        model, bits=4, block_size=INT4_BLOCK, is_symmetric=True, accuracy_level=4
+    )
+    quantizer.process()
+    return quantizer.model.model
 
 
 def _save(model: Any, path: Path) -> None:

@@ -85,6 +85,11 @@ def onnx_weights(onnx_path: Path) -> dict[str, np.ndarray]:
 def model_from_bundle(bundle_dir: Path) -> GPTJForCausalLM:
     """Return a fp32 GPTJForCausalLM holding the weights of the bundle's model.onnx."""
     bundle = load_bundle(bundle_dir)
+    if bundle.manifest.dtype == "int4":
+        raise ModelError(
+            f"{bundle_dir} holds 4-bit weights, too coarse to train on from; --init-from "
+            "an fp32 or int8 bundle of the same model (`jpilot model export` without int4)"
+        )
     model = GPTJForCausalLM(config_from_manifest(bundle.manifest))
     weights = onnx_weights(bundle.onnx_path)
     wanted = model.state_dict()

@@ -464,3 +464,28 @@ def test_branching_honours_the_deadline(engine: Engine, monkeypatch: pytest.Monk
     # the prefill, then two branch passes: the partial first branch (plain greedy) is kept
     assert result.finish_reason == "deadline"
     assert result.tokens == greedy_without_cache(engine, prompt, 3)
+
+
+def test_int4_bundle_runs_4bit_matmuls_and_tracks_fp32(
+    tiny_checkpoint_gqa: Path, tiny_bundle_static: Path, tmp_path: Path
+) -> None:
+    import onnx
+
+    from jpilot.model.export import export_bundle
+
+    int4_dir = export_bundle(tiny_checkpoint_gqa, tmp_path / "int4", quantize="int4")
+    graph = onnx.load_model(str(int4_dir / "model.onnx"), load_external_data=False).graph
+    ops = [n.op_type for n in graph.node]
+    # every projection (fused qkv, out, fc_in, fc_out per layer) and the lm_head
+    assert ops.count("MatMulNBits") == 4 * 2 + 1 and "MatMul" not in ops
+    int4, fp32 = Engine(int4_dir), Engine(tiny_bundle_static)
+    assert int4.bundle.manifest.dtype == "int4" and int4.static_kv
+    ids = fp32.tokenizer.encode(PROMPT)
+    a, _ = fp32._forward(ids, fp32._empty_kv(), 0, all_logits=True)
+    b, _ = int4._forward(ids, int4._empty_kv(), 0, all_logits=True)
+    err = float(np.abs(a - b).mean() / np.abs(a - a.mean()).mean())
+    corr = float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+    print(f"int4 vs fp32 logits: mean error {err:.3f} of the mean deviation, corr {corr:.4f}")
+    assert corr > 0.95 and err < 0.3  # 4-bit blocks of 32 keep the logits' shape
+    cfg = GenerationConfig(max_new_tokens=8)
+    assert len(int4.generate(ids, cfg).tokens) == 8

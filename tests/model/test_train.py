@@ -230,6 +230,16 @@ def test_weights_come_back_dequantized_from_an_int8_bundle(
         assert not torch.equal(rebuilt[k], original[k])  # it really went through int8
 
 
+def test_init_from_an_int4_bundle_is_refused_with_a_way_out(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    from jpilot.model.export import export_bundle
+
+    int4 = export_bundle(tiny_checkpoint, tmp_path / "int4", quantize="int4", kv_cache="concat")
+    with pytest.raises(ModelError, match="4-bit weights.*fp32 or int8 bundle"):
+        model_from_bundle(int4)
+
+
 def test_init_from_a_bundle_keeps_its_weights_and_tokenizer(
     tmp_path: Path, user_corpus: Path, tiny_bundle: Path
 ) -> None:
