@@ -1,9 +1,9 @@
 """Benchmark the jpilot engine against optimum and PyTorch on the same GPT-J weights.
 
-Builds a random GPT-J of realistic shape (~42M params by default), exports it once to an
-fp32 and an int8 bundle, then times greedy generation of 64 new tokens after a 512-token
-prompt with:
-  - jpilot Engine, fp32 and int8 bundles;
+Builds a random GPT-J of realistic shape (~42M params by default), exports it once to
+fp32, int8 and int4 bundles, then times greedy generation of 64 new tokens after a
+512-token prompt with:
+  - jpilot Engine, fp32, int8 and int4 (4-bit weight blocks) bundles;
   - optimum ORTModelForCausalLM.generate on its own export of the same weights, fp32 and
     int8 (the same dynamic quantization jpilot uses);
   - transformers eager generate in PyTorch (fp32);
@@ -215,6 +215,7 @@ def main() -> None:
         fp32 = export_bundle(root / "ckpt", root / "fp32", kv_cache="concat")
         int8 = export_bundle(root / "ckpt", root / "int8", quantize="int8", kv_cache="concat")
         static = {  # the GroupQueryAttention graph with an in-place KV buffer
+            "int4": export_bundle(root / "ckpt", root / "s4", quantize="int4", kv_cache="static"),
             "int8": export_bundle(root / "ckpt", root / "s8", quantize="int8", kv_cache="static"),
             "fp32": export_bundle(root / "ckpt", root / "s32", kv_cache="static"),
         }
@@ -224,6 +225,7 @@ def main() -> None:
             f" prompt {args.prompt}, {args.new} new tokens, greedy, median of {args.repeats}"
         )
         results = {
+            "jpilot int4 static KV": bench_jpilot(static["int4"], prompt, args.new, args.repeats),
             "jpilot int8 static KV": bench_jpilot(static["int8"], prompt, args.new, args.repeats),
             "jpilot fp32 static KV": bench_jpilot(static["fp32"], prompt, args.new, args.repeats),
             "jpilot int8": bench_jpilot(int8, prompt, args.new, args.repeats),
@@ -236,6 +238,7 @@ def main() -> None:
         torch_model = GPTJForCausalLM.from_pretrained(root / "ckpt").eval()
         results["PyTorch eager generate"] = bench_hf(torch_model, prompt, args.new, args.repeats)
         reuse = {
+            "int4 static KV": bench_prefix_reuse(static["int4"], rng, args.repeats),
             "int8 static KV": bench_prefix_reuse(static["int8"], rng, args.repeats),
             "int8": bench_prefix_reuse(int8, rng, args.repeats),
         }
