@@ -22,14 +22,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def count_parameters(onnx_path: Path) -> int:
-    """Count model weights in an ONNX file: float and int8 initializers, not quant params."""
+    """Count model weights in an ONNX file: float, int8 and 4-bit weights, not quant params."""
     import onnx
 
     weight_types = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.INT8}
     model = onnx.load_model(str(onnx_path), load_external_data=False)
     total = 0
+    packed = set()  # 4-bit MatMulNBits inputs (packed weights, block scales): counted as K x N
+    for node in model.graph.node:
+        if node.op_type == "MatMulNBits":
+            attrs = {a.name: a.i for a in node.attribute}
+            total += attrs["K"] * attrs["N"]
+            packed.update(node.input[1:])
     for tensor in model.graph.initializer:
         if tensor.data_type not in weight_types or tensor.name.endswith(QUANT_PARAM_SUFFIXES):
+            continue
+        if tensor.name in packed:
             continue
         if tensor.name in ROTARY_TABLES:  # the static-KV graph's cos/sin tables
             continue

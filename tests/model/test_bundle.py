@@ -148,3 +148,12 @@ def test_cli_info(tiny_bundle: Path, capsys) -> None:
     assert info["dtype"] == "fp32" and info["fim"] is True
     assert info["parameters"] == 139_968  # 2 layers of width 64, vocab 320, untied head
     assert "CPUExecutionProvider" in info["providers_here"]
+
+
+def test_info_counts_4bit_weights(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from jpilot.model.export import export_bundle
+    from jpilot.model.info import bundle_info
+
+    int4 = export_bundle(tiny_checkpoint, tmp_path / "int4", quantize="int4", kv_cache="concat")
+    info = bundle_info(int4)
+    assert info["dtype"] == "int4" and info["parameters"] == 139_968  # as the fp32 bundle
