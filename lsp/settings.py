@@ -55,7 +55,7 @@ class DocsSettings:
 
 @dataclass
 class HintsSettings:
-    threshold: float = 14.0  # robust z-score (against tokens of its kind) a line needs
+    threshold: float = 13.0  # robust z-score (against tokens of its kind) a line needs
     min_bits: float = 4.0  # and the least surprise (bits) of its worst token
     max_per_file: int = 5  # most hints published per document
     severity: str = "hint"  # "hint" or "information"

@@ -28,3 +28,18 @@ def test_token_scores_cover_the_text(tiny_bundle: Path) -> None:
     for line, text in enumerate(SOURCE.splitlines()):
         first = sum(len(x) + 1 for x in SOURCE.splitlines()[:line]) + len(text) - len(text.lstrip())
         assert any(s.start <= first < s.end and s.line == line for s in scores) or first == 0
+
+
+def test_pieces_are_the_tokens_inside_an_identifier(tiny_bundle: Path) -> None:
+    engine = Engine(tiny_bundle)
+    text = "configuration_value = other_configuration_value + 1\n"
+    scores = token_scores(engine, text)
+
+    def word(ch: str) -> bool:
+        return ch.isalnum() or ch == "_"
+
+    for s in scores:
+        first = s.start + len(text[s.start : s.end]) - len(text[s.start : s.end].lstrip())
+        assert s.piece == (first < s.end and word(text[first]) and word(text[first - 1])), s
+    assert any(s.piece for s in scores)  # the tiny tokenizer splits these long names
+    assert not any(s.piece for s in scores if text[s.start : s.end].strip() in ("=", "+", "1"))

@@ -128,3 +128,17 @@ def test_each_token_is_judged_against_its_own_kind_and_prose_never_hints() -> No
     hints = find_hints(text, tokens, threshold=3.0, min_bits=4.0)
     assert [h.line for h in hints] == [4] and hints[0].actual == "<"
     assert 5 not in rank_lines(tokens, text)  # prose is not ranked at all
+
+
+def test_later_pieces_of_an_identifier_count_half() -> None:
+    text = "alpha = bravo\ncharlie = delta\necho = foxtrot\ngolf = hotel\n"
+    words = ("alpha", "bravo", "charlie", "delta", "echo", "fox", "golf", "hotel")
+    tokens = _scored(text, dict.fromkeys(words, 1.0))
+    # `delta` is a name the model did not expect at all; in `foxtrot` only the second
+    # piece `trot` surprised it, a bit more: the name was chosen where `fox` came
+    tokens[3].gap_bits = 9.0
+    trot = text.index("trot")
+    tokens.append(TokenScore(trot, trot + 4, 2, 10.0, "?", "name", piece=True))
+    assert rank_lines(tokens, text)[0] == 1
+    tokens[-1].piece = False  # the same bits on a token that begins a name would lead
+    assert rank_lines(tokens, text)[0] == 2
