@@ -91,8 +91,8 @@ def token_scores(engine, text: str, cancel=None) -> list[TokenScore]:
         lead = len(text[a:b]) - len(text[a:b].lstrip())
         expected = tok.decode([int(scored.top[i - 1])])
         first = a + lead
-        piece = 0 < first < b and _word_char(text[first]) and _word_char(text[first - 1])
-        out.append(TokenScore(a, b, line, float(gaps[i - 1]), expected, kind_at(first), piece))
+        inside = 0 < first < b and _word_char(text[first]) and _word_char(text[first - 1])
+        out.append(TokenScore(a, b, line, float(gaps[i - 1]), expected, kind_at(first), inside))
     return out
 
 
