@@ -198,7 +198,7 @@ class Engine:
         logits = None
         pos = reused
         while pos < len(ids):
-            if cancel is not None and cancel.is_set():
+            if _cancelled(cancel):
                 return None, past, reused, pos
             chunk = ids[pos : pos + self.config.prefill_chunk]
             logits, past = self._forward(chunk, past, pos)
@@ -248,7 +248,7 @@ class Engine:
         healing, healed = cfg.heal, len(cfg.heal.decode("utf-8", errors="replace"))
         accepted = 0
         while rows:
-            if cancel is not None and cancel.is_set():
+            if _cancelled(cancel):
                 break
             if _expired(cfg.deadline) and not forced:
                 reason = "deadline"  # tokens chosen by branching are emitted first
@@ -349,7 +349,7 @@ class Engine:
             top = int(np.argmax(first))
             if self.tokenizer.decode([top]).strip() or ends([*lead, top]):  # content
                 break
-            if len(lead) >= 4 or (cancel is not None and cancel.is_set()) or _expired(cfg.deadline):
+            if len(lead) >= 4 or _cancelled(cancel) or _expired(cfg.deadline):
                 break
             lead.append(top)
             healing = self.healer.consume(healing, top) if healing else b""
@@ -367,7 +367,7 @@ class Engine:
                     branch_healing = self.healer.consume(branch_healing, tokens[-1])
                 if ends(tokens):
                     break
-                if cancel is not None and cancel.is_set():
+                if _cancelled(cancel):
                     return [], passes  # the caller stops too
                 if _expired(cfg.deadline):
                     return best or tokens, passes  # the caller emits these, then stops
@@ -415,7 +415,7 @@ class Engine:
         logp, top, top_logp = (np.zeros(max(n - 1, 0)) for _ in range(3))
         window, done = self.n_positions, 1  # `done`: positions < done are scored
         while done < n:
-            if cancel is not None and cancel.is_set():
+            if _cancelled(cancel):
                 raise CancelledError("scoring was cancelled")
             begin = 0 if done == 1 else max(0, done - window // 2)
             chunk = ids[begin : begin + window]
@@ -472,6 +472,11 @@ def lookup_draft(history: Sequence[int], k: int, longest: int = 4, shortest: int
             if np.array_equal(seq[i : i + n], tail):
                 return seq[i + n : i + n + k].tolist()
     return []
+
+
+def _cancelled(cancel: CancelToken | None) -> bool:
+    """Return whether a cancel token (None: never cancelled) has been set."""
+    return cancel is not None and cancel.is_set()
 
 
 def _expired(deadline: float | None) -> bool:
