@@ -128,12 +128,17 @@ def licence_verdict(licence: str | None) -> bool | None:
     value = (licence or "").strip()
     if not value or value.upper() in ("UNKNOWN", "NONE"):
         return None
-    if "\n" in value or len(value) > MAX_EXPRESSION:
+    if _is_full_text(value):
         text = " ".join(value.lower().split())
         if any(p in text for p in FULL_TEXT_COPYLEFT):
             return False
         return True if any(p in text for p in FULL_TEXT_PERMISSIVE) else None
     return _expression_verdict(value.lower())
+
+
+def _is_full_text(licence: str) -> bool:
+    """Return whether a licence field holds a licence's whole text rather than its name."""
+    return "\n" in licence or len(licence) > MAX_EXPRESSION
 
 
 def _expression_verdict(expression: str) -> bool | None:
@@ -182,7 +187,7 @@ def _licence_field(dist: metadata.Distribution) -> str | None:
 def distribution_licence(dist: metadata.Distribution) -> str:
     """Return the licence a distribution declares, short enough for the card's table."""
     value = _licence_field(dist)
-    if value and "\n" not in value and len(value) <= MAX_EXPRESSION:
+    if value and not _is_full_text(value):
         return value
     classifiers = [c for c in (dist.metadata.get_all("Classifier") or [])
                    if c.startswith("License ::")]  # fmt: skip

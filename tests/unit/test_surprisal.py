@@ -35,7 +35,7 @@ def test_line_starts() -> None:
 
 
 def test_an_outlier_line_becomes_the_only_hint() -> None:
-    tokens = tokens_with({0: 1.0, 1: 1.2, 2: 0.9, 3: 1.1, 4: 17.0})  # z ~ 16 > 14
+    tokens = tokens_with({0: 1.0, 1: 1.2, 2: 0.9, 3: 1.1, 4: 17.0})  # z ~ 16 > 13 (default)
     hints = find_hints(TEXT, tokens)
     assert [h.line for h in hints] == [4]
     hint = hints[0]
