@@ -143,18 +143,19 @@ def main() -> None:
     from jpilot.lsp.settings import HintsSettings
     from jpilot.model.default import default_bundle_path
     from jpilot.model.engine import Engine
-    from jpilot.plugins.debug.surprisal import find_hints, rank_lines, token_scores
+    from jpilot.plugins.debug.surprisal import find_hints, rank_lines, slip_scores, token_scores
 
     engine = Engine(args.bundle or default_bundle_path())
     hints = HintsSettings()  # the server's defaults
     rng = random.Random(args.seed)
     files = held_out(args.corpus, args.min_lines, args.max_lines)
     rng.shuffle(files)
-    ranks: dict[str, list[int]] = {"model": [], "random": [], "longest line": []}
+    ranks: dict[str, list[int]] = {"model": [], "surprise only": [], "random": [],
+                                   "longest line": []}  # fmt: skip
     # per threshold: was the bug among the first 3 hints (per copy); hints per clean file
     in_hints: dict[float, list[bool]] = {t: [] for t in args.thresholds}
     clean_hints: dict[float, list[int]] = {t: [] for t in args.thresholds}
-    lines_total, kinds = 0, {}
+    lines_total, kinds = 0, dict[str, int]()
     t0 = time.monotonic()
     used = 0
     for _name, clean in files[: args.n]:
@@ -165,21 +166,24 @@ def main() -> None:
         for buggy, bug in bugs:  # each bug in its own copy of the file
             kinds[bug.kind] = kinds.get(bug.kind, 0) + 1
             scores = token_scores(engine, buggy)
-            ranks["model"].append(rank_of(bug.line, rank_lines(scores, buggy)))
+            slips = slip_scores(engine, buggy) if hints.slips else []
+            ranks["model"].append(rank_of(bug.line, rank_lines(scores, buggy, slips)))
+            ranks["surprise only"].append(rank_of(bug.line, rank_lines(scores, buggy)))
             lines = code_lines(buggy)
             ranks["random"].append(rank_of(bug.line, rng.sample(lines, len(lines))))
             by_length = sorted(lines, key=lambda i: -len(buggy.splitlines()[i].strip()))
             ranks["longest line"].append(rank_of(bug.line, by_length))
             for t in args.thresholds:
-                hint_lines = [
-                    h.line for h in find_hints(buggy, scores, t, hints.max_per_file, hints.min_bits)
-                ]
+                found = find_hints(buggy, scores, t, hints.max_per_file, hints.min_bits, slips)
+                hint_lines = [h.line for h in found]
                 in_hints[t].append(bug.line in hint_lines[:3])
         clean_scores = token_scores(engine, clean)
+        clean_slips = slip_scores(engine, clean) if hints.slips else []
         for t in args.thresholds:
-            clean_hints[t].append(
-                len(find_hints(clean, clean_scores, t, hints.max_per_file, hints.min_bits))
+            found = find_hints(
+                clean, clean_scores, t, hints.max_per_file, hints.min_bits, clean_slips
             )
+            clean_hints[t].append(len(found))
         lines_total += len(code_lines(clean))
         print(f"\r{used} files", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)

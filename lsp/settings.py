@@ -57,6 +57,7 @@ class DocsSettings:
 class HintsSettings:
     threshold: float = 13.0  # robust z-score (against tokens of its kind) a line needs
     min_bits: float = 4.0  # and the least surprise (bits) of its worst token
+    slips: bool = True  # also score comparisons, and/or and integers what-if (surprisal.py)
     max_per_file: int = 5  # most hints published per document
     severity: str = "hint"  # "hint" or "information"
     max_file_kb: int = 256  # larger files get syntax checks only, no model scoring

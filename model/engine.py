@@ -431,6 +431,53 @@ class Engine:
             done = begin + len(chunk)
         return Scored(logp, top.astype(np.int64), top_logp)
 
+    def score_variants(
+        self,
+        ids: Sequence[int],
+        cuts: Sequence[tuple[int, Sequence[Sequence[int]]]],
+        cancel: CancelToken | None = None,
+    ) -> list[list[float]]:
+        """Return, for each (cut, variants), the log-probability (nats) of each variant
+        token list as the continuation of ids[:cut] (what-if scoring: "the code here,
+        written this way or that way instead").
+
+        The context of a cut is the window's worth of tokens before it
+        (`variant_context_begin`). Cuts that share a context share one prefill: its KV is
+        computed once, then the cuts are taken from last to first, so each variant's
+        forward pass only writes KV rows that no cut still to come reads (a static cache
+        is updated in place; a dynamic one is cut back with `_slice`). The engine lock is
+        taken per shared context, as in `score_detail`.
+        """
+        ids = list(ids)
+        if not cuts:
+            return []
+        longest = max(len(v) for _cut, variants in cuts for v in variants)
+        if longest > self.n_positions // 2 or any(not 1 <= c <= len(ids) for c, _v in cuts):
+            raise ValueError("variants must be at most half a context long, cuts in 1..len(ids)")
+        groups: dict[int, list[int]] = {}
+        for k, (cut, _variants) in enumerate(cuts):
+            begin = variant_context_begin(cut, self.n_positions, longest)
+            groups.setdefault(begin, []).append(k)
+        out: list[list[float]] = [[] for _ in cuts]
+        for begin, members in groups.items():
+            members.sort(key=lambda k: -cuts[k][0])
+            with self._lock:
+                full = self._empty_kv()
+                top = cuts[members[0]][0] - 1  # ids[cut - 1] is fed again: it gives the 1st logits
+                if top > begin:
+                    _, full = self._forward(ids[begin:top], full, 0)
+                for k in members:
+                    if _cancelled(cancel):
+                        raise CancelledError("scoring was cancelled")
+                    cut, variants = cuts[k]
+                    at = cut - 1 - begin
+                    for variant in variants:
+                        past = self._slice(full, at)
+                        logits, _ = self._forward([ids[cut - 1], *variant], past, at, True)
+                        lp = log_softmax(logits[: len(variant)])
+                        out[k].append(float(lp[np.arange(len(variant)), list(variant)].sum()))
+        return out
+
     # ---------------------------------------------------------------- worker thread
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
         """Run `fn(*args, **kwargs)` on the engine's own worker thread."""
@@ -472,6 +519,21 @@ def lookup_draft(history: Sequence[int], k: int, longest: int = 4, shortest: int
             if np.array_equal(seq[i : i + n], tail):
                 return seq[i + n : i + n + k].tolist()
     return []
+
+
+def variant_context_begin(cut: int, n_positions: int, longest: int) -> int:
+    """Return where the context of a variant after ids[:cut] starts (Engine.score_variants).
+
+    The context and the variant (at most `longest` tokens, after the re-fed token
+    ids[cut - 1]) must fit the model's window. Starts snap to multiples of a quarter of the
+    room, so that nearby cuts share one context, which keeps at least three quarters of
+    the room.
+    """
+    room = n_positions - longest - 1  # context tokens before the cut, ids[cut - 1] included
+    if cut <= room:
+        return 0
+    step = max(room // 4, 1)
+    return ((cut - room) // step + 1) * step
 
 
 def _cancelled(cancel: CancelToken | None) -> bool:

@@ -2,11 +2,14 @@
 
 Diagnostics (computed on open and save, off the completion path):
 - a Python syntax error, with a model-proposed fix when one makes the file parse;
-- lines the model finds unusually surprising (see surprisal.py), most surprising first,
-  each saying what the model expected instead and carrying its score in `data`.
+- lines the model finds unusually surprising (see surprisal.py), and likely slips (a
+  comparison, `and`/`or` or integer that reads better another way given the code after
+  it), most surprising first, each saying what the model expected instead and carrying
+  its score in `data`.
 Quick fixes: "Replace with the model's suggestion" regenerates a hinted line through FIM
-(prefix and suffix), computed on codeAction/resolve; "Apply jpilot's fix" for a syntax
-error applies the fix found when the diagnostic was made.
+(prefix and suffix), computed on codeAction/resolve; a slip's hint also offers its
+variant ("Replace `<` with `>`"), and "Apply jpilot's fix" for a syntax error applies the
+fix found when the diagnostic was made.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 from jpilot.model.engine import CancelledError, GenerationConfig
 from jpilot.plugins.api import CompletionRequest, hookimpl
-from jpilot.plugins.debug.surprisal import find_hints, token_scores
+from jpilot.plugins.debug.surprisal import Hint, find_hints, slip_scores, token_scores
 from jpilot.plugins.features import Action, Edit, Finding
 
 SURPRISING, SYNTAX = "surprising-line", "syntax-error"
@@ -105,22 +108,36 @@ def jpilot_diagnostics(request: CompletionRequest, engine: Any, cancel: Any) -> 
     text = request.text
     try:
         scores = token_scores(engine, text, cancel)
+        slips = slip_scores(engine, text, cancel) if cfg.slips else []
     except CancelledError:  # an edit arrived: this run's answer would be stale anyway
         return findings
-    for hint in find_hints(text, scores, cfg.threshold, cfg.max_per_file, cfg.min_bits):
-        expected = f"`{hint.expected}`" if hint.expected else "something else"
-        among = KIND_NAMES.get(hint.kind, "tokens")
-        message = (
-            f"Unusual code: the model expected {expected} here, not `{hint.actual}` "
-            f"(surprise {hint.gap_bits:.1f} bits, {hint.score:.1f}x the usual spread of "
-            f"{among} in this file)"
-        )
+    severity = 3 if cfg.severity == "information" else 4
+    for hint in find_hints(text, scores, cfg.threshold, cfg.max_per_file, cfg.min_bits, slips):
         data = {"score": round(hint.score, 2), "bits": round(hint.gap_bits, 2),
                 "expected": hint.expected, "line": hint.line}  # fmt: skip
-        severity = 3 if cfg.severity == "information" else 4
-        findings.append(Finding(hint.start, hint.end, message, severity, SURPRISING, data,
-                                hint.score))  # fmt: skip
+        if hint.slip:
+            data["fix"] = {"start": hint.start, "end": hint.end, "text": hint.expected,
+                           "was": hint.actual}  # fmt: skip
+        findings.append(Finding(hint.start, hint.end, hint_message(hint), severity, SURPRISING,
+                                data, hint.score))  # fmt: skip
     return findings
+
+
+def hint_message(hint: Hint) -> str:
+    """Say what is unusual about a hinted line and what the model would write."""
+    if hint.slip:
+        return (
+            f"Possible slip: the code reads more naturally with `{hint.expected}` here "
+            f"instead of `{hint.actual}` (the model finds it {hint.gap_bits:.1f} bits "
+            "likelier, given the code before and after)"
+        )
+    expected = f"`{hint.expected}`" if hint.expected else "something else"
+    among = KIND_NAMES.get(hint.kind, "tokens")
+    return (
+        f"Unusual code: the model expected {expected} here, not `{hint.actual}` "
+        f"(surprise {hint.gap_bits:.1f} bits, {hint.score:.1f}x the usual spread of "
+        f"{among} in this file)"
+    )
 
 
 @hookimpl
@@ -133,6 +150,8 @@ def jpilot_code_actions(
         data = diag.data if isinstance(diag.data, dict) else {}
         if diag.source != "jpilot":
             continue
+        if diag.code == SURPRISING and "fix" in data:
+            actions.extend(_slip_fix(request.text, data["fix"]))
         if diag.code == SURPRISING and "line" in data:
             actions.append(Action("Replace with the model's suggestion", "quickfix",
                                   {"action": "regenerate", "line": data["line"]},
@@ -143,6 +162,15 @@ def jpilot_code_actions(
             actions.append(Action("Apply jpilot's fix", "quickfix", {"action": "syntax-fix"},
                                   [edit], [SYNTAX], preferred=True))  # fmt: skip
     return actions
+
+
+def _slip_fix(text: str, fix: dict) -> list[Action]:
+    """The edit a slip's hint proposes, if the document still holds the slip there."""
+    start, end, was, new = int(fix["start"]), int(fix["end"]), str(fix["was"]), str(fix["text"])
+    if text[start:end] != was:
+        return []
+    return [Action(f"Replace `{was}` with `{new}`", "quickfix", {"action": "slip-fix"},
+                   [Edit(start, end, new)], [SURPRISING], preferred=True)]  # fmt: skip
 
 
 @hookimpl

@@ -7,12 +7,16 @@ import random
 import sys
 from pathlib import Path
 
+from jpilot.model.engine import variant_context_begin
 from jpilot.plugins.debug.surprisal import (
+    SLIP_WEIGHT,
+    Slip,
     TokenScore,
     code_kinds,
     find_hints,
     line_starts,
     rank_lines,
+    slip_sites,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -142,3 +146,54 @@ def test_later_pieces_of_an_identifier_count_half() -> None:
     assert rank_lines(tokens, text)[0] == 1
     tokens[-1].piece = False  # the same bits on a token that begins a name would lead
     assert rank_lines(tokens, text)[0] == 2
+
+
+def test_slip_sites_offer_the_typical_slips_of_each_token() -> None:
+    text = "if a < b and c == 0:\n    d = [1, 2]\nx = 'y < z' or 1.5\n"
+    sites = {
+        text[a:b]: (line, variants) for a, b, line, variants in slip_sites(text, line_starts(text))
+    }
+    assert sites == {
+        "<": (0, [">", "<=", ">="]),
+        "and": (0, ["or"]),
+        "==": (0, ["!="]),
+        "0": (0, ["1"]),  # no -1 for 0
+        "1": (1, ["2", "0"]),
+        "2": (1, ["3", "1"]),
+        "or": (2, ["and"]),
+    }  # nothing inside the string, and no float
+    half = "x = (a <\n"  # a half-typed file: the sites before the error, no crash
+    assert slip_sites(half, line_starts(half)) == [(7, 8, 0, [">", "<=", ">="])]
+
+
+def test_a_slip_becomes_a_hint_that_says_what_to_write() -> None:
+    tokens = tokens_with({})  # nothing surprising one-sidedly
+    gt = TEXT.index(">")
+    slip = Slip(4, gt, gt + 1, 14.0 / SLIP_WEIGHT, ">", "<", "op")
+    (hint,) = find_hints(TEXT, tokens, slips=[slip])
+    assert (hint.line, hint.start, hint.end, hint.actual, hint.expected) == (
+        4,
+        gt,
+        gt + 1,
+        ">",
+        "<",
+    )
+    assert hint.slip and hint.score == 14.0 and hint.gap_bits == slip.bits
+    assert rank_lines(tokens, TEXT, [slip])[0] == 4
+    slip.bits = 12.0 / SLIP_WEIGHT  # below the threshold of 13: ranked first, not published
+    assert find_hints(TEXT, tokens, slips=[slip]) == []
+    assert rank_lines(tokens, TEXT, [slip])[0] == 4
+    # on a line that is also surprising, the higher score of the two is the hint
+    surprising = tokens_with({0: 1.0, 1: 1.2, 2: 0.9, 3: 1.1, 4: 17.0})
+    (hint,) = find_hints(TEXT, surprising, slips=[slip])
+    assert not hint.slip and hint.actual == "e = a > b"
+
+
+def test_variant_contexts_fit_the_window_and_keep_most_of_it() -> None:
+    for n_positions, longest in ((512, 48), (256, 20), (64, 31)):
+        room = n_positions - longest - 1
+        for cut in range(1, 3 * n_positions):
+            begin = variant_context_begin(cut, n_positions, longest)
+            assert 0 <= begin <= cut - 1  # ids[cut - 1] is in the context
+            assert (cut - 1 - begin) + 1 + longest <= n_positions  # and so is the variant
+            assert begin == 0 or cut - begin >= room - room // 4

@@ -25,6 +25,7 @@ export const SERVER_SETTING_KEYS = [
   'docs.timeoutMs',
   'hints.threshold',
   'hints.minBits',
+  'hints.slips',
   'hints.maxPerFile',
   'hints.severity',
   'hints.maxFileKb',
