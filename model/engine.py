@@ -445,8 +445,9 @@ class Engine:
         (`variant_context_begin`). Cuts that share a context share one prefill: its KV is
         computed once, then the cuts are taken from last to first, so each variant's
         forward pass only writes KV rows that no cut still to come reads (a static cache
-        is updated in place; a dynamic one is cut back with `_slice`). The engine lock is
-        taken per shared context, as in `score_detail`.
+        is updated in place; a dynamic one is cut back with `_slice`). The KV is this
+        call's own, so the engine lock is taken per forward pass: a completion waits for
+        one pass at most, as with `score_detail`.
         """
         ids = list(ids)
         if not cuts:
@@ -461,21 +462,22 @@ class Engine:
         out: list[list[float]] = [[] for _ in cuts]
         for begin, members in groups.items():
             members.sort(key=lambda k: -cuts[k][0])
-            with self._lock:
-                full = self._empty_kv()
-                top = cuts[members[0]][0] - 1  # ids[cut - 1] is fed again: it gives the 1st logits
-                if top > begin:
+            full = self._empty_kv()
+            top = cuts[members[0]][0] - 1  # ids[cut - 1] is fed again: it gives the 1st logits
+            if top > begin:
+                with self._lock:
                     _, full = self._forward(ids[begin:top], full, 0)
-                for k in members:
-                    if _cancelled(cancel):
-                        raise CancelledError("scoring was cancelled")
-                    cut, variants = cuts[k]
-                    at = cut - 1 - begin
-                    for variant in variants:
+            for k in members:
+                if _cancelled(cancel):
+                    raise CancelledError("scoring was cancelled")
+                cut, variants = cuts[k]
+                at = cut - 1 - begin
+                for variant in variants:
+                    with self._lock:
                         past = self._slice(full, at)
                         logits, _ = self._forward([ids[cut - 1], *variant], past, at, True)
-                        lp = log_softmax(logits[: len(variant)])
-                        out[k].append(float(lp[np.arange(len(variant)), list(variant)].sum()))
+                    lp = log_softmax(logits[: len(variant)])
+                    out[k].append(float(lp[np.arange(len(variant)), list(variant)].sum()))
         return out
 
     # ---------------------------------------------------------------- worker thread
