@@ -153,8 +153,9 @@ def main() -> None:
     ranks: dict[str, list[int]] = {"model": [], "surprise only": [], "random": [],
                                    "longest line": []}  # fmt: skip
     # per threshold: was the bug among the first 3 hints (per copy); hints per clean file
-    in_hints: dict[float, list[bool]] = {t: [] for t in args.thresholds}
-    clean_hints: dict[float, list[int]] = {t: [] for t in args.thresholds}
+    thresholds = sorted({*args.thresholds, hints.threshold})  # the default is always shown
+    in_hints: dict[float, list[bool]] = {t: [] for t in thresholds}
+    clean_hints: dict[float, list[int]] = {t: [] for t in thresholds}
     lines_total, kinds = 0, dict[str, int]()
     t0 = time.monotonic()
     used = 0
@@ -173,13 +174,13 @@ def main() -> None:
             ranks["random"].append(rank_of(bug.line, rng.sample(lines, len(lines))))
             by_length = sorted(lines, key=lambda i: -len(buggy.splitlines()[i].strip()))
             ranks["longest line"].append(rank_of(bug.line, by_length))
-            for t in args.thresholds:
+            for t in thresholds:
                 found = find_hints(buggy, scores, t, hints.max_per_file, hints.min_bits, slips)
                 hint_lines = [h.line for h in found]
                 in_hints[t].append(bug.line in hint_lines[:3])
         clean_scores = token_scores(engine, clean)
         clean_slips = slip_scores(engine, clean) if hints.slips else []
-        for t in args.thresholds:
+        for t in thresholds:
             found = find_hints(
                 clean, clean_scores, t, hints.max_per_file, hints.min_bits, clean_slips
             )
@@ -201,7 +202,7 @@ def main() -> None:
         print(f"{label:<14} {top1:6.1f}% {top3:6.1f}% {statistics.median(r):12.1f}")
     print(f"\npublished hints by hints.threshold (default {hints.threshold:g}):")
     print(f"{'threshold':>9} {'bug in first 3':>15} {'clean: per file':>16} {'per 100 lines':>14}")
-    for t in args.thresholds:
+    for t in thresholds:
         print(f"{t:9g} {100 * sum(in_hints[t]) / n:14.1f}% {statistics.mean(clean_hints[t]):16.2f} "
               f"{100 * sum(clean_hints[t]) / lines_total:14.2f}")  # fmt: skip
 
