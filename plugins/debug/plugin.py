@@ -166,7 +166,10 @@ def jpilot_code_actions(
 
 def _slip_fix(text: str, fix: dict) -> list[Action]:
     """The edit a slip's hint proposes, if the document still holds the slip there."""
-    start, end, was, new = int(fix["start"]), int(fix["end"]), str(fix["was"]), str(fix["text"])
+    try:
+        start, end, was, new = int(fix["start"]), int(fix["end"]), str(fix["was"]), str(fix["text"])
+    except (KeyError, TypeError, ValueError):  # data the client sent back mangled
+        return []
     if text[start:end] != was:
         return []
     return [Action(f"Replace `{was}` with `{new}`", "quickfix", {"action": "slip-fix"},

@@ -22,7 +22,7 @@ with each typical slip undone (the other comparison operators, `==`/`!=`, `and`/
 n +/- 1), with the code before as context (Engine.score_variants). When a variant is
 likelier than the code as written, the site gets a score of SLIP_WEIGHT per bit of
 preference, on the same scale as the z-scores, and its hint says what to write instead.
-On bench/bug_hints.py's bugs this moved the bug into the top 3 lines for 10 to 16 more
+On bench/bug_hints.py's bugs this moved the bug into the top 3 lines for 9 to 16 more
 buggy copies in 100 (six draws), with the hints on clean files unchanged.
 """
 
