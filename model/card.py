@@ -162,6 +162,8 @@ def render(
     cfg = summary.get("config", {})
     minutes = summary.get("wall_time_s", 0) / 60
     init = f" --init-from {cfg['init_from']}" if cfg.get("init_from") else ""
+    if cfg.get("add_layers"):
+        init += f" --add-layers {cfg['add_layers']}"
     fim = "" if m.fim else " --no-fim"
     extra = " --packages-dir DIR" if cfg.get("package_dirs") else ""
     extra_note = (

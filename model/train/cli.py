@@ -33,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--init-from", metavar="BUNDLE",
         help="start from this bundle's weights and tokenizer (its sizes replace the size options)",
     )  # fmt: skip
+    parser.add_argument(
+        "--add-layers", type=int, default=0, metavar="N",
+        help="with --init-from: make the model N blocks deeper; each new block starts as a "
+        "copy of the one below with its output zeroed, so training starts where the bundle is",
+    )  # fmt: skip
     parser.add_argument("--minutes", type=float, default=d.minutes, help="training time budget")
     parser.add_argument("--max-steps", type=int, help="stop after N steps (schedule by steps)")
     parser.add_argument("--max-files", type=int, help="cap the number of corpus files")
@@ -65,6 +70,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             raise ModelError(f"--{name.replace('_', '-')} must be positive")
     if args.max_files is not None and args.max_files <= 0:
         raise ModelError("--max-files must be positive")
+    if args.add_layers and not args.init_from:
+        raise ModelError("--add-layers grows a trained model: give it with --init-from BUNDLE")
+    if args.add_layers < 0:
+        raise ModelError("--add-layers must be positive")
     if not 0.0 <= args.fim_rate <= 1.0:
         raise ModelError("--fim-rate must be between 0 and 1")
     return TrainConfig(
@@ -74,6 +83,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         data_dir=args.data_dir,
         max_files=args.max_files,
         init_from=args.init_from,
+        add_layers=args.add_layers,
         minutes=args.minutes,
         max_steps=args.max_steps,
         layers=args.layers,

@@ -18,6 +18,7 @@ class TrainConfig:
     data_dir: str | None = None  # tokenized-corpus cache (default OUT/data); share across runs
     max_files: int | None = None  # cap on corpus files (toy runs)
     init_from: str | None = None  # bundle whose weights and tokenizer a new run starts from
+    add_layers: int = 0  # with init_from: new blocks that start as the identity (deeper model)
     minutes: float = 60.0  # wall-clock budget of the training loop
     max_steps: int | None = None  # stop after this many steps and schedule by steps (tests)
     layers: int = 6  # transformer blocks

@@ -40,7 +40,12 @@ from jpilot.model.train.data import (
 )
 from jpilot.model.train.state import has_run, load_run, save_run
 from jpilot.model.train.tokenizer import special_ids
-from jpilot.model.train.warmstart import keep_history, model_from_bundle
+from jpilot.model.train.warmstart import (
+    add_blocks,
+    keep_history,
+    model_from_bundle,
+    with_context,
+)
 
 
 def build_model(cfg: TrainConfig, vocab: int) -> GPTJForCausalLM:
@@ -69,10 +74,15 @@ def build_model(cfg: TrainConfig, vocab: int) -> GPTJForCausalLM:
     )
     torch.manual_seed(cfg.seed)
     model = GPTJForCausalLM(config)
+    _check_size(model)
+    return model
+
+
+def _check_size(model: GPTJForCausalLM) -> None:
+    """Raise ModelError if `model` is over the size cap of a shipped default."""
     n = sum(p.numel() for p in model.parameters())
     if n > MAX_PARAMS:
         raise ModelError(f"the model has {n / 1e6:.1f}M parameters, over the 60M cap; shrink it")
-    return model
 
 
 def _sdpa_attn(self, query, key, value, attention_mask=None, head_mask=None):
@@ -186,6 +196,11 @@ def train(cfg: TrainConfig, log=print) -> dict:
     init = None
     if cfg.init_from and not has_run(out):
         init = model_from_bundle(Path(cfg.init_from))
+        if cfg.add_layers:
+            init = add_blocks(init, cfg.add_layers)
+            _check_size(init)
+        if cfg.seq_len > init.config.n_positions:  # train the bundle on longer windows
+            init = with_context(init, cfg.seq_len)
         _sizes_from(init.config, cfg)
         keep_history(Path(cfg.init_from), out)
         log(f"starting from the weights of {cfg.init_from} ({cfg.layers}x{cfg.d_model})")

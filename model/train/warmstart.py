@@ -17,6 +17,7 @@ Written by hand because no library maps an exported ONNX graph back to a checkpo
 
 from __future__ import annotations
 
+import copy
 import re
 import shutil
 from pathlib import Path
@@ -103,6 +104,52 @@ def model_from_bundle(bundle_dir: Path) -> GPTJForCausalLM:
              if k in weights}  # fmt: skip
     model.load_state_dict(state, strict=False)  # the causal-mask buffers keep their init
     return model
+
+
+def add_blocks(model: GPTJForCausalLM, n: int) -> GPTJForCausalLM:
+    """Return a deeper copy of `model` with `n` new blocks that start as the identity.
+
+    Block expansion (LLaMA Pro, Wu et al. 2024): each new block is a copy of the block
+    below it with the two projections that write into the residual stream (`attn.out_proj`
+    and `mlp.fc_out`, with its bias) set to zero. A GPT-J block adds attention and MLP to
+    its input, so a zeroed block passes its input through unchanged: the deeper model
+    computes exactly what the old one did, and training grows the new blocks from there.
+    New blocks are spread evenly: with 4 blocks and n = 2, one after blocks 1 and 3.
+    Written by hand: transformers has no way to add layers to a trained model.
+    """
+    if n <= 0:
+        raise ModelError(f"--add-layers must be positive, not {n}")
+    old = model.config.n_layer
+    after = [-(-(j + 1) * old // n) - 1 for j in range(n)]  # the old block each new one copies
+    sources: list[tuple[int, bool]] = []  # (old block, is a new zeroed copy) per new block
+    for i in range(old):
+        sources += [(i, False)] + [(i, True)] * after.count(i)
+    config = copy.deepcopy(model.config)
+    config.n_layer = len(sources)
+    deeper = GPTJForCausalLM(config)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("transformer.h.")}
+    for new, (i, zeroed) in enumerate(sources):
+        block = model.transformer.h[i].state_dict()
+        for name, value in block.items():
+            writes_residual = name.startswith(("attn.out_proj.", "mlp.fc_out."))
+            value = torch.zeros_like(value) if zeroed and writes_residual else value.clone()
+            state[f"transformer.h.{new}.{name}"] = value
+    deeper.load_state_dict(state)
+    return deeper
+
+
+def with_context(model: GPTJForCausalLM, n_positions: int) -> GPTJForCausalLM:
+    """Return `model` declaring a context of `n_positions` tokens, to train on longer windows.
+
+    No weight depends on the context length: GPT-J's rotary positions are computed, not
+    learned. They do not extrapolate without training, though, so a run that lengthens the
+    context must train on windows of the new length (`--seq-len`).
+    """
+    config = copy.deepcopy(model.config)
+    config.n_positions = n_positions
+    longer = GPTJForCausalLM(config)
+    longer.load_state_dict(model.state_dict())
+    return longer
 
 
 def keep_history(bundle_dir: Path, out: Path) -> None:

@@ -31,7 +31,11 @@ from jpilot.model.train.tokenizer import (  # noqa: E402
     special_ids,
     train_tokenizer,
 )
-from jpilot.model.train.warmstart import model_from_bundle  # noqa: E402
+from jpilot.model.train.warmstart import (  # noqa: E402
+    add_blocks,
+    model_from_bundle,
+    with_context,
+)
 
 SAMPLE = (
     'import os\r\n\r\nclass Greeter:\r\n    """Say hello — ünïcödé 😀."""\r\n\r\n'
@@ -255,6 +259,61 @@ def test_init_from_a_bundle_keeps_its_weights_and_tokenizer(
     start = model_from_bundle(tiny_bundle).state_dict()
     for k, v in trained.state_dict().items():  # lr 0: one step leaves every weight as it was
         torch.testing.assert_close(v, start[k], msg=k)
+
+
+@pytest.mark.parametrize(("n", "copied"), [(1, [1]), (2, [0, 1]), (3, [0, 1, 1])])
+def test_added_blocks_start_as_the_identity(tiny_bundle: Path, n: int, copied: list[int]) -> None:
+    model = model_from_bundle(tiny_bundle).eval()
+    deeper = add_blocks(model, n).eval()
+    assert deeper.config.n_layer == 2 + n and model.config.n_layer == 2
+    ids = torch.randint(0, model.config.vocab_size, (2, 24))
+    with torch.no_grad():
+        torch.testing.assert_close(deeper(ids).logits, model(ids).logits)
+    old = [b.state_dict() for b in model.transformer.h]
+    kinds = []  # for each block of the deeper model: (old block it copies, is a new block)
+    for block in deeper.transformer.h:
+        new = block.state_dict()
+        source = [i for i, o in enumerate(old) if torch.equal(o["ln_1.weight"], new["ln_1.weight"])
+                  and torch.equal(o["attn.q_proj.weight"], new["attn.q_proj.weight"])]  # fmt: skip
+        zeroed = not new["attn.out_proj.weight"].any() and not new["mlp.fc_out.weight"].any()
+        assert len(source) == 1 and zeroed != torch.equal(
+            new["mlp.fc_out.weight"], old[source[0]]["mlp.fc_out.weight"]
+        )
+        kinds.append((source[0], zeroed))
+    assert [i for i, z in kinds if not z] == [0, 1]  # the old blocks keep their order
+    assert [i for i, z in kinds if z] == copied  # each new one right after the block it copies
+    assert all(kinds[k - 1][0] == i for k, (i, z) in enumerate(kinds) if z)
+
+
+def test_a_longer_context_keeps_what_the_model_computes(tiny_bundle: Path) -> None:
+    model = model_from_bundle(tiny_bundle).eval()
+    longer = with_context(model, 512).eval()
+    assert (model.config.n_positions, longer.config.n_positions) == (256, 512)
+    ids = torch.randint(0, model.config.vocab_size, (1, 400))
+    with torch.no_grad():
+        torch.testing.assert_close(longer(ids[:, :200]).logits, model(ids[:, :200]).logits)
+        assert longer(ids).logits.shape[1] == 400  # past the old context: positions exist
+
+
+def test_a_grown_run_trains_the_deeper_model_on_longer_windows(
+    tmp_path: Path, user_corpus: Path, tiny_bundle: Path
+) -> None:
+    out = tmp_path / "run"
+    # windows longer than the bundle's 256-token context: the run lengthens it
+    extra = ("--init-from", str(tiny_bundle), "--add-layers", "2", "--seq-len", "300")
+    assert cli.run(_args(out, user_corpus, 2, *extra)) == 0
+    trained = GPTJForCausalLM.from_pretrained(out / "checkpoint")
+    assert trained.config.n_layer == 4 and trained.config.n_embd == 64
+    assert trained.config.n_positions == 300
+    summary = json.loads((out / "training_summary.json").read_text())
+    assert summary["config"]["add_layers"] == 2 and summary["config"]["layers"] == 4
+    assert cli.run(_args(out, user_corpus, 3, *extra)) == 0  # resumes the 4-block run
+    assert GPTJForCausalLM.from_pretrained(out / "checkpoint").config.n_layer == 4
+
+
+def test_add_layers_needs_a_model_to_grow(tmp_path: Path, user_corpus: Path) -> None:
+    with pytest.raises(ModelError, match="--add-layers grows a trained model.*--init-from"):
+        cli.run(_args(tmp_path / "run", user_corpus, 1, "--add-layers", "2"))
 
 
 @pytest.mark.slow
