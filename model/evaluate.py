@@ -270,6 +270,10 @@ def run(args: argparse.Namespace) -> int:
             "fim": fim, "branches": args.branches, "files": len(files),
             "ms_per_line": 1000 * seconds / max(1, len(cases)),
             "samples": [sample_row(cases[i], predictions[i]) for i in picks],
+            "predictions": [  # every case, to compare models or sort failures later
+                sample_row(c, p) | {"prose": c.prose}
+                for c, p in zip(cases, predictions, strict=True)
+            ],
         }  # fmt: skip
         args.json.write_text(json.dumps(report, indent=2), encoding="utf-8")
     engine.close()

@@ -72,6 +72,10 @@ def test_eval_runs_on_a_bundle(tiny_bundle: Path, tmp_path: Path, capsys) -> Non
     report = json.loads(out.read_text())
     assert report["model"]["cases"] == 6 and report["fim"] is True
     assert report["bits_per_token"] > 0 and len(report["samples"]) == 2
+    rows = report["predictions"]  # every case, in the order they were scored
+    assert len(rows) == 6 and {r["cut"] for r in rows} <= {"start", "mid"}
+    exact = sum(r["completion"] == r["truth"] for r in rows)
+    assert 100 * exact / 6 == report["model"]["exact_match"]
     start = report["model, line start"]["cases"]
     assert report[CODEXGLUE_ROW]["cases"] == start
     assert "copy baseline" in capsys.readouterr().out
