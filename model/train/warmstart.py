@@ -124,9 +124,6 @@ def add_blocks(model: GPTJForCausalLM, n: int) -> GPTJForCausalLM:
     sources: list[tuple[int, bool]] = []  # (old block, is a new zeroed copy) per new block
     for i in range(old):
         sources += [(i, False)] + [(i, True)] * after.count(i)
-    config = copy.deepcopy(model.config)
-    config.n_layer = len(sources)
-    deeper = GPTJForCausalLM(config)
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("transformer.h.")}
     for new, (i, zeroed) in enumerate(sources):
         block = model.transformer.h[i].state_dict()
@@ -134,8 +131,7 @@ def add_blocks(model: GPTJForCausalLM, n: int) -> GPTJForCausalLM:
             writes_residual = name.startswith(("attn.out_proj.", "mlp.fc_out."))
             value = torch.zeros_like(value) if zeroed and writes_residual else value.clone()
             state[f"transformer.h.{new}.{name}"] = value
-    deeper.load_state_dict(state)
-    return deeper
+    return _rebuilt(model, state, n_layer=len(sources))
 
 
 def with_context(model: GPTJForCausalLM, n_positions: int) -> GPTJForCausalLM:
@@ -145,11 +141,17 @@ def with_context(model: GPTJForCausalLM, n_positions: int) -> GPTJForCausalLM:
     learned. They do not extrapolate without training, though, so a run that lengthens the
     context must train on windows of the new length (`--seq-len`).
     """
+    return _rebuilt(model, model.state_dict(), n_positions=n_positions)
+
+
+def _rebuilt(model: GPTJForCausalLM, state: dict, **changes: int) -> GPTJForCausalLM:
+    """Return a new GPT-J with `model`'s config changed by `changes`, holding `state`."""
     config = copy.deepcopy(model.config)
-    config.n_positions = n_positions
-    longer = GPTJForCausalLM(config)
-    longer.load_state_dict(model.state_dict())
-    return longer
+    for key, value in changes.items():
+        setattr(config, key, value)
+    rebuilt = GPTJForCausalLM(config)
+    rebuilt.load_state_dict(state)
+    return rebuilt
 
 
 def keep_history(bundle_dir: Path, out: Path) -> None:
