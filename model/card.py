@@ -87,9 +87,11 @@ def _corpus(corpus: dict) -> str:
     ]
     total = sum(p.get("tokens", 0) for p in packages)
     head = ("package", "version", "licence", "files", "tokens")
+    near = corpus.get("near_duplicate_files")
+    aside = f", {near} more set aside as near-duplicates of training files" if near else ""
     return (
         f"{corpus.get('files', '?')} files ({corpus.get('val_files', '?')} held out for "
-        f"validation), {total:,} tokens, after deduplication.\n\n" + _table(rows, head)
+        f"validation{aside}), {total:,} tokens, after deduplication.\n\n" + _table(rows, head)
     )
 
 
@@ -113,11 +115,17 @@ def _evaluation(ev: dict | None) -> str:
             "model, in strings",
             CODEXGLUE_ROW,
             "copy baseline",
+            "model, near-duplicate files",
+            "model, other files",
         )
         if k in ev
     ]
+    near = ev.get("near_duplicate_files")
+    if near is not None:  # evals before near-duplicates were set aside do not say
+        verb = "included" if ev.get("near_duplicates_included") else "left out"
+        near = f" ({near} files that nearly duplicate a training file {verb})"
     out = (
-        f"Rest-of-line completion on {ev['files']} held-out files "
+        f"Rest-of-line completion on {ev['files']} held-out files{near or ''} "
         f"(FIM {'on' if ev.get('fim') else 'off'}, greedy{_branching(ev)}, token healing), "
         f"{ev.get('ms_per_line', 0):.0f} ms per line on the machine that ran it.\n\n"
         + _table(rows, ("predictor", "exact match", "edit similarity", "lines"))

@@ -8,6 +8,11 @@ first token as the server does (`--branches`). It reports exact match, edit simi
 per byte, and the same figures for a trivial in-file copy baseline measured in the same
 run.
 
+The default held-out files are the default corpus's validation split, which leaves out
+validation files that nearly duplicate a training file (`jpilot.model.train.corpus`): on those
+the model recalls rather than predicts. `--near-duplicates` adds them back and reports them in
+a row of their own, to show how much such copies inflate the figures.
+
 It also scores whole lines the way CodeXGLUE's line-level benchmark (PY150) does, the
 protocol behind the 40% reference figure: cut at the start of the line, with string and
 number literals replaced by <STR_LIT> and <NUM_LIT> in both prediction and truth.
@@ -48,6 +53,7 @@ class Case:
     truth: str  # rest of the line after the cursor, without the newline
     cut: str  # "start" (after indentation) or "mid" (inside the code)
     prose: bool = False  # the cut lies in a string (a docstring, mostly): prose, not code
+    near_duplicate: bool = False  # the file nearly duplicates a training file (--near-duplicates)
 
 
 @dataclass
@@ -82,6 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", type=Path, nargs="?", help="bundle folder (default: embedded)")
     parser.add_argument("--corpus", nargs="*", help="held-out files or folders (default: the "
                         "validation split of the default training corpus)")  # fmt: skip
+    parser.add_argument("--near-duplicates", action="store_true",
+                        help="also complete lines of held-out files that nearly "
+                        "duplicate a training file (left out by default; own rows)")  # fmt: skip
     parser.add_argument("-n", type=int, default=300, help="number of lines to complete")
     parser.add_argument("--context", type=int, default=768, help="prefix tokens in the prompt")
     parser.add_argument("--suffix-tokens", type=int, default=128, help="FIM suffix tokens")
@@ -106,9 +115,18 @@ def held_out_files(paths: list[str] | None) -> list[tuple[str, str]]:
             for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
                 files.append((str(f), f.read_text(encoding="utf-8", errors="replace")))
         return files
-    from jpilot.model.train.corpus import build_corpus
+    return default_held_out()[0]
 
-    return [(d.name, d.text) for d in build_corpus().split("val")]
+
+def default_held_out(near_duplicates: bool = False) -> tuple[list[tuple[str, str]], set[str]]:
+    """Return (name, text) of the default corpus's validation files and the names of its
+    held-out near-duplicates of training files; those files are included if asked."""
+    from jpilot.model.train.corpus import NEAR_DUPLICATE_SPLIT, build_corpus
+
+    corpus = build_corpus()
+    near = corpus.split(NEAR_DUPLICATE_SPLIT)
+    files = [(d.name, d.text) for d in [*corpus.split("val"), *(near if near_duplicates else [])]]
+    return files, {d.name for d in near}
 
 
 def sample_cases(files: list[tuple[str, str]], n: int, seed: int) -> list[Case]:
@@ -228,8 +246,14 @@ def run(args: argparse.Namespace) -> int:
     from jpilot.model.default import default_bundle_path
 
     engine = Engine(args.bundle or default_bundle_path(), EngineConfig())
-    files = held_out_files(args.corpus)
+    near: set[str] = set()  # names of near-duplicates of training files (default corpus)
+    if args.corpus:
+        files = held_out_files(args.corpus)
+    else:
+        files, near = default_held_out(args.near_duplicates)
     cases = sample_cases(files, args.n, args.seed)
+    for case in cases:
+        case.near_duplicate = case.name in near
     t0 = time.monotonic()
     predictions = []
     for i, case in enumerate(cases, 1):
@@ -246,7 +270,9 @@ def run(args: argparse.Namespace) -> int:
 
     bpt = bits_per_token(engine, files, args.bpt_files)
     fim = engine.tokenizer.fim is not None and not args.no_fim
-    print(f"\nheld-out files: {len(files)}, lines: {len(cases)}, FIM: {'yes' if fim else 'no'}, "
+    dups = "included" if args.near_duplicates else "left out"
+    print(f"\nheld-out files: {len(files)} ({len(near)} near-duplicates of training files "
+          f"{dups}), lines: {len(cases)}, FIM: {'yes' if fim else 'no'}, "
           f"{1000 * seconds / max(1, len(cases)):.0f} ms per line")  # fmt: skip
     print(f"{'predictor':<32} {'exact match':>12} {'edit sim':>9}")
     rows = {"model": model,
@@ -256,6 +282,9 @@ def run(args: argparse.Namespace) -> int:
             "model, in strings": subset(lambda c: c.prose),
             CODEXGLUE_ROW: subset(lambda c: c.cut == "start", normalize_literals),
             "copy baseline": baseline}  # fmt: skip
+    if args.near_duplicates:
+        rows["model, near-duplicate files"] = subset(lambda c: c.near_duplicate)
+        rows["model, other files"] = subset(lambda c: not c.near_duplicate)
     for label, s in rows.items():
         print(f"{label:<32} {s.exact_match:11.1f}% {s.edit_similarity:9.1f}")
     print(f"bits per token {bpt['bits_per_token']:.3f}, bits per byte {bpt['bits_per_byte']:.3f}")
@@ -268,10 +297,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         report = {k: asdict(v) for k, v in rows.items()} | bpt | {
             "fim": fim, "branches": args.branches, "files": len(files),
+            "near_duplicate_files": len(near), "near_duplicates_included": args.near_duplicates,
             "ms_per_line": 1000 * seconds / max(1, len(cases)),
             "samples": [sample_row(cases[i], predictions[i]) for i in picks],
             "predictions": [  # every case, to compare models or sort failures later
-                sample_row(c, p) | {"prose": c.prose}
+                sample_row(c, p) | {"prose": c.prose, "near_duplicate": c.near_duplicate}
                 for c, p in zip(cases, predictions, strict=True)
             ],
         }  # fmt: skip

@@ -69,7 +69,7 @@ def fingerprint(
     For `package_dirs` the distributions installed there count, so installing one more
     package into such a folder rebuilds the cache.
     """
-    parts: list = [sorted(corpus_paths or []), max_files, vocab, 2, tokenizer]
+    parts: list = [sorted(corpus_paths or []), max_files, vocab, 3, tokenizer]  # 3: near-dups
     for d in sorted(package_dirs):
         parts.append([str(Path(d).resolve()), sorted(p.name for p in Path(d).glob("*.dist-info"))])
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]

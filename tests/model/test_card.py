@@ -20,7 +20,7 @@ def test_card_from_run_and_eval(tiny_bundle: Path, tmp_path: Path) -> None:
         "config": {"seq_len": 512, "threads": 2, "batch_size": 16, "lr": 0.002,
                    "fim_rate": 0.5, "seed": 0, "minutes": 90, "layers": 4, "d_model": 256,
                    "heads": 4, "vocab_size": 8192},
-        "corpus": {"files": 10, "val_files": 1, "packages": [
+        "corpus": {"files": 10, "val_files": 1, "near_duplicate_files": 2, "packages": [
             {"name": "stdlib", "version": "3.11.7", "licence": "PSF-2.0", "files": 9,
              "tokens": 1234},
         ]},
@@ -35,6 +35,7 @@ def test_card_from_run_and_eval(tiny_bundle: Path, tmp_path: Path) -> None:
     scores = {"exact_match": 41.5, "edit_similarity": 71.25, "cases": 200}
     ev = {"model": scores, "copy baseline": scores | {"exact_match": 3.0}, "files": 93,
           "fim": True, "ms_per_line": 42.0, "bits_per_token": 1.5, "bits_per_byte": 0.4,
+          "near_duplicate_files": 25, "near_duplicates_included": False,
           "samples": [{"file": "stdlib/a.py", "cut": "mid", "prompt_tail": "x = f(",
                        "completion": "a)", "truth": "b)"}]}  # fmt: skip
     (tmp_path / "eval.json").write_text(json.dumps(ev))
@@ -42,8 +43,10 @@ def test_card_from_run_and_eval(tiny_bundle: Path, tmp_path: Path) -> None:
                  "--eval", str(tmp_path / "eval.json"), "--note", "Tested note."]) == 0  # fmt: skip
     card = (bundle / "MODEL_CARD.md").read_text()
     assert "| parameters | 7.4M |" in card
+    assert "on 93 held-out files (25 files that nearly duplicate a training file left out)" in card
     assert "7,372,800 tokens seen in 900 steps" in card and "90 minutes" in card
     assert "| stdlib | 3.11.7 | PSF-2.0 | 9 | 1,234 |" in card
+    assert "10 files (1 held out for validation, 2 more set aside as near-dup" in card
     assert "| model | 41.5% | 71.2 | 200 |" in card and "| copy baseline | 3.0% |" in card
     assert "model: `'a)'`" in card and "- Tested note." in card
     assert "| 20 | 20.0 | 163,840 | 3.000 |" in card  # the last point of the curve is kept

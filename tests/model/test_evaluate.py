@@ -88,3 +88,31 @@ def test_cases_in_strings_are_told_apart_from_code() -> None:
         line = case.prefix.count("\n")
         inside = line == 2 or (line == 1 and case.cut == "mid")  # line 1 opens the string
         assert case.prose == inside, case
+
+
+def test_near_duplicates_of_training_files_are_scored_only_when_asked(
+    tiny_bundle: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from jpilot.model.train import corpus as corpus_module
+    from jpilot.model.train.corpus import NEAR_DUPLICATE_SPLIT, Corpus, Document
+
+    held_out = Document("user", "user/held_out.py", SOURCE * 3, "val")
+    copy_text = SOURCE.replace("total", "acc") * 3
+    copy = Document("user", "user/copy.py", copy_text, NEAR_DUPLICATE_SPLIT)
+    monkeypatch.setattr(corpus_module, "build_corpus", lambda: Corpus([held_out, copy], {}))
+    reports = {}
+    for flags in ([], ["--near-duplicates"]):
+        out = tmp_path / f"report{len(flags)}.json"
+        argv = ["model", "eval", str(tiny_bundle), "-n", "20", "--bpt-files", "1", "--json"]
+        assert main([*argv, str(out), *flags]) == 0
+        reports[len(flags)] = json.loads(out.read_text())
+    left_out, included = reports[0], reports[1]
+    assert {r["file"] for r in left_out["predictions"]} == {"user/held_out.py"}
+    assert "model, near-duplicate files" not in left_out
+    assert left_out["near_duplicate_files"] == 1 and not left_out["near_duplicates_included"]
+    rows = included["predictions"]
+    assert {r["file"] for r in rows} == {"user/held_out.py", "user/copy.py"}
+    assert all(r["near_duplicate"] == (r["file"] == "user/copy.py") for r in rows)
+    near = included["model, near-duplicate files"]["cases"]
+    assert near == sum(r["near_duplicate"] for r in rows) > 0
+    assert near + included["model, other files"]["cases"] == included["model"]["cases"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
+import string
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,13 @@ from transformers import GPTJForCausalLM  # noqa: E402
 
 from jpilot.model.errors import ModelError  # noqa: E402
 from jpilot.model.train import cli  # noqa: E402
-from jpilot.model.train.corpus import build_corpus, is_permissive, split_of  # noqa: E402
+from jpilot.model.train.corpus import (  # noqa: E402
+    NEAR_DUPLICATE,
+    NEAR_DUPLICATE_SPLIT,
+    build_corpus,
+    is_permissive,
+    split_of,
+)
 from jpilot.model.train.data import (  # noqa: E402
     IGNORE,
     WindowSampler,
@@ -152,6 +160,37 @@ def test_split_is_by_file_and_deterministic() -> None:
     assert first == [split_of(n) for n in names]
     share = first.count("val") / len(names)
     assert 0.01 < share < 0.03
+
+
+def _random_module(rng: random.Random, lines: int = 120) -> str:
+    """Return a module of random assignments: unrelated to any other such module."""
+    word = lambda: "".join(rng.choices(string.ascii_lowercase, k=6))  # noqa: E731
+    return "".join(f"{word()} = {word()}({word()}, {rng.randrange(100)})\n" for _ in range(lines))
+
+
+def test_held_out_near_copies_of_training_files_are_set_aside(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    root.mkdir()
+    names = [f"m{i}.py" for i in range(1000)]
+    val = [n for n in names if split_of(f"user/proj/{n}") == "val"][:2]
+    train = [n for n in names if split_of(f"user/proj/{n}") == "train"][:3]
+    rng = random.Random(0)
+    texts = {n: _random_module(rng) for n in train}
+    edited = texts[train[0]].splitlines(keepends=True)
+    edited[::10] = [_random_module(rng, 1) for _ in edited[::10]]  # a tenth of it rewritten
+    texts[val[0]] = "".join(edited)  # a near copy of a training file: not held out
+    texts[val[1]] = _random_module(rng)  # new code: held out
+    for name, text in texts.items():
+        (root / name).write_text(text)
+    corpus = build_corpus([str(root)])
+    assert [d.name for d in corpus.split("val")] == [f"user/proj/{val[1]}"]
+    assert [d.name for d in corpus.split(NEAR_DUPLICATE_SPLIT)] == [f"user/proj/{val[0]}"]
+    source, jaccard = corpus.near_duplicates[f"user/proj/{val[0]}"]
+    assert source == f"user/proj/{train[0]}" and NEAR_DUPLICATE <= jaccard < 1
+    assert len(corpus.split("train")) == 3  # the training split is left as it was
+    manifest = corpus.manifest()
+    assert manifest["val_files"] == 1 and manifest["near_duplicate_files"] == 1
+    assert manifest["packages"][0]["val_files"] == 1
 
 
 @pytest.fixture(scope="module")
