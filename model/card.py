@@ -122,12 +122,17 @@ def _evaluation(ev: dict | None) -> str:
     ]
     near = ev.get("near_duplicate_files")
     if near is not None:  # evals before near-duplicates were set aside do not say
-        verb = "included" if ev.get("near_duplicates_included") else "left out"
-        near = f" ({near} files that nearly duplicate a training file {verb})"
+        near = (
+            f" {near} of them nearly duplicate a training file."
+            if ev.get("near_duplicates_included")
+            else f" {near} other held-out files, which nearly duplicate a training file, "
+            "are left out."
+        )
     out = (
-        f"Rest-of-line completion on {ev['files']} held-out files{near or ''} "
+        f"Rest-of-line completion on {ev['files']} held-out files "
         f"(FIM {'on' if ev.get('fim') else 'off'}, greedy{_branching(ev)}, token healing), "
-        f"{ev.get('ms_per_line', 0):.0f} ms per line on the machine that ran it.\n\n"
+        f"{ev.get('ms_per_line', 0):.0f} ms per line on the machine that ran it."
+        f"{near or ''}\n\n"
         + _table(rows, ("predictor", "exact match", "edit similarity", "lines"))
         + f"\n\nBits per token {ev['bits_per_token']:.3f}, bits per byte "
         f"{ev['bits_per_byte']:.3f} on held-out files.\n\nUncurated samples:\n"

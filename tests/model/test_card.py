@@ -43,7 +43,7 @@ def test_card_from_run_and_eval(tiny_bundle: Path, tmp_path: Path) -> None:
                  "--eval", str(tmp_path / "eval.json"), "--note", "Tested note."]) == 0  # fmt: skip
     card = (bundle / "MODEL_CARD.md").read_text()
     assert "| parameters | 7.4M |" in card
-    assert "on 93 held-out files (25 files that nearly duplicate a training file left out)" in card
+    assert "ran it. 25 other held-out files, which nearly duplicate a training file, are" in card
     assert "7,372,800 tokens seen in 900 steps" in card and "90 minutes" in card
     assert "| stdlib | 3.11.7 | PSF-2.0 | 9 | 1,234 |" in card
     assert "10 files (1 held out for validation, 2 more set aside as near-dup" in card
