@@ -105,8 +105,19 @@ def _evaluation(ev: dict | None) -> str:
     """Render the eval figures and samples."""
     if not ev:
         return "(not evaluated yet: run `jpilot model eval BUNDLE --json FILE`)"
+
+    def interval(row: dict) -> str:  # evals before the interval was added have none
+        low, high = row.get("exact_match_95", (None, None))
+        return f"{low:.1f}-{high:.1f}%" if low is not None else "-"
+
     rows = [
-        (k, f"{ev[k]['exact_match']:.1f}%", f"{ev[k]['edit_similarity']:.1f}", ev[k]["cases"])
+        (
+            k,
+            f"{ev[k]['exact_match']:.1f}%",
+            interval(ev[k]),
+            f"{ev[k]['edit_similarity']:.1f}",
+            ev[k]["cases"],
+        )
         for k in (
             "model",
             "model, line start",
@@ -132,8 +143,9 @@ def _evaluation(ev: dict | None) -> str:
         f"Rest-of-line completion on {ev['files']} held-out files "
         f"(FIM {'on' if ev.get('fim') else 'off'}, greedy{_branching(ev)}, token healing), "
         f"{ev.get('ms_per_line', 0):.0f} ms per line on the machine that ran it."
-        f"{near or ''}\n\n"
-        + _table(rows, ("predictor", "exact match", "edit similarity", "lines"))
+        f"{near or ''} The 95% interval of exact match comes from resampling whole files."
+        "\n\n"
+        + _table(rows, ("predictor", "exact match", "95% interval", "edit similarity", "lines"))
         + f"\n\nBits per token {ev['bits_per_token']:.3f}, bits per byte "
         f"{ev['bits_per_byte']:.3f} on held-out files.\n\nUncurated samples:\n"
     )

@@ -32,7 +32,8 @@ def test_card_from_run_and_eval(tiny_bundle: Path, tmp_path: Path) -> None:
         for s in range(1, 21)
     ]  # fmt: skip
     (run / "train_log.jsonl").write_text("\n".join(json.dumps(r) for r in curve))
-    scores = {"exact_match": 41.5, "edit_similarity": 71.25, "cases": 200}
+    scores = {"exact_match": 41.5, "edit_similarity": 71.25, "cases": 200,
+              "exact_match_95": [35.25, 47.0]}  # fmt: skip
     ev = {"model": scores, "copy baseline": scores | {"exact_match": 3.0}, "files": 93,
           "fim": True, "ms_per_line": 42.0, "bits_per_token": 1.5, "bits_per_byte": 0.4,
           "near_duplicate_files": 25, "near_duplicates_included": False,
@@ -47,7 +48,8 @@ def test_card_from_run_and_eval(tiny_bundle: Path, tmp_path: Path) -> None:
     assert "7,372,800 tokens seen in 900 steps" in card and "90 minutes" in card
     assert "| stdlib | 3.11.7 | PSF-2.0 | 9 | 1,234 |" in card
     assert "10 files (1 held out for validation, 2 more set aside as near-dup" in card
-    assert "| model | 41.5% | 71.2 | 200 |" in card and "| copy baseline | 3.0% |" in card
+    assert "| model | 41.5% | 35.2-47.0% | 71.2 | 200 |" in card
+    assert "| copy baseline | 3.0% |" in card
     assert "model: `'a)'`" in card and "- Tested note." in card
     assert "| 20 | 20.0 | 163,840 | 3.000 |" in card  # the last point of the curve is kept
 

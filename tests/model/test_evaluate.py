@@ -116,3 +116,15 @@ def test_near_duplicates_of_training_files_are_scored_only_when_asked(
     near = included["model, near-duplicate files"]["cases"]
     assert near == sum(r["near_duplicate"] for r in rows) > 0
     assert near + included["model, other files"]["cases"] == included["model"]["cases"]
+
+
+def test_exact_match_interval_resamples_whole_files() -> None:
+    from jpilot.model.evaluate import file_interval
+
+    # every file right half the time: however the files are drawn, the rate is 50%
+    assert file_interval([True, False] * 10, [f"f{i // 2}" for i in range(20)]) == (50.0, 50.0)
+    # one file all right, one all wrong: drawing files (not lines) can give 0% or 100%
+    assert file_interval([True] * 10 + [False] * 10, ["a"] * 10 + ["b"] * 10) == (0.0, 100.0)
+    cases = [Case(f"f{i % 7}", "", "", "x", "mid") for i in range(70)]
+    s = score(["x" if i % 3 else "y" for i in range(70)], cases)
+    assert s.exact_match_95[0] <= s.exact_match <= s.exact_match_95[1]
