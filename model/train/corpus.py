@@ -39,7 +39,7 @@ MAX_LINE = 2_000  # a single line longer than this marks a file as generated or 
 VAL_PER_MILLE = 20  # ~2% of files go to the validation split
 NEAR_DUPLICATE = 0.5  # shingle Jaccard from which a held-out file counts as a training copy
 SHINGLE_WORDS = 5  # words per shingle (runs of \w), as in BigCode's near-deduplication
-MINHASH_PERMUTATIONS = 128  # MinHash size: Jaccard estimates within about +-0.04
+MINHASH_PERMUTATIONS = 128  # MinHash size: Jaccard estimates have a standard error ~0.04
 NEAR_DUPLICATE_SPLIT = "near-duplicate"  # held out of training, but not used for validation
 _WORD = re.compile(r"\w+")
 
