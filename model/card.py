@@ -139,9 +139,11 @@ def _evaluation(ev: dict | None) -> str:
             else f" {near} other held-out files, which nearly duplicate a training file, "
             "are left out."
         )
+    set_id = f", set {ev['files_id']}" if "files_id" in ev else ""  # `eval` prints it too
     out = (
         f"Rest-of-line completion on {ev['files']} held-out files "
-        f"(FIM {'on' if ev.get('fim') else 'off'}, greedy{_branching(ev)}, token healing), "
+        f"(FIM {'on' if ev.get('fim') else 'off'}, greedy{_branching(ev)}, token healing"
+        f"{set_id}), "
         f"{ev.get('ms_per_line', 0):.0f} ms per line on the machine that ran it."
         f"{near or ''} The 95% interval of exact match comes from resampling whole files."
         "\n\n"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import hashlib
 import io
 import json
 import random
@@ -129,6 +130,18 @@ def default_held_out(near_duplicates: bool = False) -> tuple[list[tuple[str, str
     near = corpus.split(NEAR_DUPLICATE_SPLIT)
     files = [(d.name, d.text) for d in [*corpus.split("val"), *(near if near_duplicates else [])]]
     return files, {d.name for d in near}
+
+
+def files_id(files: list[tuple[str, str]]) -> str:
+    """Return a short hash of the held-out files' names and contents.
+
+    The default held-out set is the validation split of whatever is installed, so two
+    evals compare only when this matches (with the same -n and --seed, the same lines).
+    """
+    digest = hashlib.sha256()
+    for name, text in sorted(files):
+        digest.update(f"{name}\0{hashlib.sha256(text.encode()).hexdigest()}\n".encode())
+    return digest.hexdigest()[:12]
 
 
 def sample_cases(files: list[tuple[str, str]], n: int, seed: int) -> list[Case]:
@@ -297,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
     fim = engine.tokenizer.fim is not None and not args.no_fim
     dups = "included" if args.near_duplicates else "left out"
     print(f"\nheld-out files: {len(files)} ({len(near)} near-duplicates of training files "
-          f"{dups}), lines: {len(cases)}, FIM: {'yes' if fim else 'no'}, "
+          f"{dups}; set {files_id(files)}), lines: {len(cases)}, FIM: {'yes' if fim else 'no'}, "
           f"{1000 * seconds / max(1, len(cases)):.0f} ms per line")  # fmt: skip
     print(f"{'predictor':<32} {'exact match':>12} {'edit sim':>9}  {'EM 95% interval':>15}")
     rows = {"model": model,
@@ -324,6 +337,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         report = {k: asdict(v) for k, v in rows.items()} | bpt | {
             "fim": fim, "branches": args.branches, "files": len(files),
+            "files_id": files_id(files),
             "near_duplicate_files": len(near), "near_duplicates_included": args.near_duplicates,
             "ms_per_line": 1000 * seconds / max(1, len(cases)),
             "samples": [sample_row(cases[i], predictions[i]) for i in picks],

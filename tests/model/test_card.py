@@ -36,7 +36,7 @@ def test_card_from_run_and_eval(tiny_bundle: Path, tmp_path: Path) -> None:
               "exact_match_95": [35.25, 47.0]}  # fmt: skip
     ev = {"model": scores, "copy baseline": scores | {"exact_match": 3.0}, "files": 93,
           "fim": True, "ms_per_line": 42.0, "bits_per_token": 1.5, "bits_per_byte": 0.4,
-          "near_duplicate_files": 25, "near_duplicates_included": False,
+          "near_duplicate_files": 25, "near_duplicates_included": False, "files_id": "0123abcd",
           "samples": [{"file": "stdlib/a.py", "cut": "mid", "prompt_tail": "x = f(",
                        "completion": "a)", "truth": "b)"}]}  # fmt: skip
     (tmp_path / "eval.json").write_text(json.dumps(ev))
@@ -44,6 +44,7 @@ def test_card_from_run_and_eval(tiny_bundle: Path, tmp_path: Path) -> None:
                  "--eval", str(tmp_path / "eval.json"), "--note", "Tested note."]) == 0  # fmt: skip
     card = (bundle / "MODEL_CARD.md").read_text()
     assert "| parameters | 7.4M |" in card
+    assert "(FIM on, greedy, token healing, set 0123abcd), 42 ms per line" in card
     assert "ran it. 25 other held-out files, which nearly duplicate a training file, are" in card
     assert "7,372,800 tokens seen in 900 steps" in card and "90 minutes" in card
     assert "| stdlib | 3.11.7 | PSF-2.0 | 9 | 1,234 |" in card

@@ -10,6 +10,7 @@ from jpilot.model.evaluate import (
     CODEXGLUE_ROW,
     Case,
     copy_baseline,
+    files_id,
     normalize_literals,
     sample_cases,
     score,
@@ -71,6 +72,8 @@ def test_eval_runs_on_a_bundle(tiny_bundle: Path, tmp_path: Path, capsys) -> Non
                  "--bpt-files", "1", "--samples", "2", "--json", str(out)]) == 0  # fmt: skip
     report = json.loads(out.read_text())
     assert report["model"]["cases"] == 6 and report["fim"] is True
+    assert report["files_id"] == files_id([(str(src), SOURCE * 3)])
+    assert files_id([(str(src), SOURCE * 3 + "x = 1\n")]) != report["files_id"]
     assert report["bits_per_token"] > 0 and len(report["samples"]) == 2
     rows = report["predictions"]  # every case, in the order they were scored
     assert len(rows) == 6 and {r["cut"] for r in rows} <= {"start", "mid"}
