@@ -1,7 +1,7 @@
 """Benchmark completion latency on real held-out code with a real bundle.
 
-Completes held-out lines the way `jpilot model eval` does (FIM, token healing, greedy)
-twice per case: with prompt-lookup drafts off and on. Checks that both give the same
+Completes held-out lines the way `jpilot model eval --branches 1` does (FIM, token
+healing, plain greedy, so the drafts are all that differs) twice per case: with prompt-lookup drafts off and on. Checks that both give the same
 text, and prints per-completion latency (median, p95) for one-line completions (stop at
 the newline) and for multi-line completions (up to 64 tokens), with the speed-up.
 
@@ -39,7 +39,7 @@ def main() -> None:
                 engine.cache.clear()  # each case cold, so both settings do the same prefill
                 opts = argparse.Namespace(context=768, suffix_tokens=128, no_fim=False,
                                           no_heal=False, draft_tokens=draft, max_tokens=64,
-                                          stop=stop)  # fmt: skip
+                                          stop=stop, branches=1)  # fmt: skip
                 t0 = time.perf_counter()
                 outputs[draft].append(predict(engine, case, opts))
                 times[draft].append(time.perf_counter() - t0)
