@@ -1,9 +1,10 @@
 """Benchmark completion latency on real held-out code with a real bundle.
 
 Completes held-out lines the way `jpilot model eval --branches 1` does (FIM, token
-healing, plain greedy, so the drafts are all that differs) twice per case: with prompt-lookup drafts off and on. Checks that both give the same
-text, and prints per-completion latency (median, p95) for one-line completions (stop at
-the newline) and for multi-line completions (up to 64 tokens), with the speed-up.
+healing, plain greedy, so the drafts are all that differs) twice per case: with
+prompt-lookup drafts off and on. Checks that both give the same text, and prints
+per-completion latency (median, p95) for one-line completions (stop at the newline) and
+for multi-line completions (up to 64 tokens), with the speed-up.
 
 Run: python bench/completion.py [--bundle DIR] [-n 100]
 """
