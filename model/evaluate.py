@@ -309,8 +309,10 @@ def run(args: argparse.Namespace) -> int:
     bpt = bits_per_token(engine, files, args.bpt_files)
     fim = engine.tokenizer.fim is not None and not args.no_fim
     dups = "included" if args.near_duplicates else "left out"
-    print(f"\nheld-out files: {len(files)} ({len(near)} near-duplicates of training files "
-          f"{dups}; set {files_id(files)}), lines: {len(cases)}, FIM: {'yes' if fim else 'no'}, "
+    where = ("given with --corpus, not compared with training files" if args.corpus
+             else f"{len(near)} near-duplicates of training files {dups}")  # fmt: skip
+    print(f"\nheld-out files: {len(files)} ({where}; set {files_id(files)}), "
+          f"lines: {len(cases)}, FIM: {'yes' if fim else 'no'}, "
           f"{1000 * seconds / max(1, len(cases)):.0f} ms per line")  # fmt: skip
     print(f"{'predictor':<32} {'exact match':>12} {'edit sim':>9}  {'EM 95% interval':>15}")
     rows = {"model": model,

@@ -71,6 +71,8 @@ def test_eval_runs_on_a_bundle(tiny_bundle: Path, tmp_path: Path, capsys) -> Non
     assert main(["model", "eval", str(tiny_bundle), "--corpus", str(src), "-n", "6",
                  "--bpt-files", "1", "--samples", "2", "--json", str(out)]) == 0  # fmt: skip
     report = json.loads(out.read_text())
+    printed = capsys.readouterr().out
+    assert "(given with --corpus, not compared with training files; set" in printed
     assert report["model"]["cases"] == 6 and report["fim"] is True
     assert report["files_id"] == files_id([(str(src), SOURCE * 3)])
     assert files_id([(str(src), SOURCE * 3 + "x = 1\n")]) != report["files_id"]
@@ -81,7 +83,7 @@ def test_eval_runs_on_a_bundle(tiny_bundle: Path, tmp_path: Path, capsys) -> Non
     assert 100 * exact / 6 == report["model"]["exact_match"]
     start = report["model, line start"]["cases"]
     assert report[CODEXGLUE_ROW]["cases"] == start
-    assert "copy baseline" in capsys.readouterr().out
+    assert "copy baseline" in printed
 
 
 def test_cases_in_strings_are_told_apart_from_code() -> None:
