@@ -132,7 +132,7 @@ def _evaluation(ev: dict | None) -> str:
         if k in ev
     ]
     near = ev.get("near_duplicate_files")
-    if near is not None:  # evals before near-duplicates were set aside do not say
+    if near is not None:  # None: --corpus evals, and evals from before the check
         near = (
             f" {near} of them nearly duplicate a training file."
             if ev.get("near_duplicates_included")

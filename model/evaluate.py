@@ -311,7 +311,8 @@ def run(args: argparse.Namespace) -> int:
     dups = "included" if args.near_duplicates else "left out"
     where = ("given with --corpus, not compared with training files" if args.corpus
              else f"{len(near)} near-duplicates of training files {dups}")  # fmt: skip
-    print(f"\nheld-out files: {len(files)} ({where}; set {files_id(files)}), "
+    set_id = files_id(files)
+    print(f"\nheld-out files: {len(files)} ({where}; set {set_id}), "
           f"lines: {len(cases)}, FIM: {'yes' if fim else 'no'}, "
           f"{1000 * seconds / max(1, len(cases)):.0f} ms per line")  # fmt: skip
     print(f"{'predictor':<32} {'exact match':>12} {'edit sim':>9}  {'EM 95% interval':>15}")
@@ -339,8 +340,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         report = {k: asdict(v) for k, v in rows.items()} | bpt | {
             "fim": fim, "branches": args.branches, "files": len(files),
-            "files_id": files_id(files),
-            "near_duplicate_files": len(near), "near_duplicates_included": args.near_duplicates,
+            "files_id": set_id,
+            # None: --corpus files, which were not compared with any training split
+            "near_duplicate_files": None if args.corpus else len(near),
+            "near_duplicates_included": args.near_duplicates,
             "ms_per_line": 1000 * seconds / max(1, len(cases)),
             "samples": [sample_row(cases[i], predictions[i]) for i in picks],
             "predictions": [  # every case, to compare models or sort failures later

@@ -414,10 +414,11 @@ def set_aside_near_duplicates(
     found = {}
     for doc in held_out:
         m = signature(doc.text)
-        scored = sorted((-m.jaccard(trained[c]), c) for c in index.query(m))
-        if scored and -scored[0][0] >= threshold:
+        jaccard = {c: m.jaccard(trained[c]) for c in sorted(index.query(m))}
+        source = max(jaccard, key=jaccard.__getitem__, default=None)  # first name on a tie
+        if source is not None and jaccard[source] >= threshold:
             doc.split = NEAR_DUPLICATE_SPLIT
-            found[doc.name] = (scored[0][1], round(-scored[0][0], 3))
+            found[doc.name] = (source, round(jaccard[source], 3))
     return found
 
 

@@ -75,6 +75,7 @@ def test_eval_runs_on_a_bundle(tiny_bundle: Path, tmp_path: Path, capsys) -> Non
     assert "(given with --corpus, not compared with training files; set" in printed
     assert report["model"]["cases"] == 6 and report["fim"] is True
     assert report["files_id"] == files_id([(str(src), SOURCE * 3)])
+    assert report["near_duplicate_files"] is None  # --corpus files are not checked
     assert files_id([(str(src), SOURCE * 3 + "x = 1\n")]) != report["files_id"]
     assert report["bits_per_token"] > 0 and len(report["samples"]) == 2
     rows = report["predictions"]  # every case, in the order they were scored
