@@ -140,7 +140,7 @@ def main() -> None:
                         help="hints.threshold values to report published hints for")  # fmt: skip
     args = parser.parse_args()
 
-    from jpilot.lsp.settings import HintsSettings
+    from jpilot.plugins.settings import HintsSettings
     from jpilot.model.default import default_bundle_path
     from jpilot.model.engine import Engine
     from jpilot.plugins.debug.surprisal import find_hints, rank_lines, slip_scores, token_scores

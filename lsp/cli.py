@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from jpilot.model import cli as model_cli
+from jpilot.model.version import package_version
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,16 +24,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     lsp_commands.add_parsers(commands)
     return parser
-
-
-def package_version() -> str:
-    """Return the installed distribution's version."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("jpilot")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

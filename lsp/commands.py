@@ -88,7 +88,7 @@ def run_complete(args: argparse.Namespace) -> int:
     setup_logging("WARNING")
     from jpilot.lsp.pipeline import complete
     from jpilot.lsp.plugins import default_host
-    from jpilot.lsp.settings import parse_settings
+    from jpilot.plugins.settings import parse_settings
     from jpilot.model.default import default_bundle_path
     from jpilot.model.engine import Engine, EngineConfig
     from jpilot.plugins.api import CompletionRequest

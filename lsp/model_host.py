@@ -13,7 +13,7 @@ import threading
 import time
 from concurrent.futures import Future, wait
 
-from jpilot.lsp.settings import ModelSettings
+from jpilot.plugins.settings import ModelSettings
 from jpilot.model.engine import Engine, EngineConfig
 from jpilot.model.errors import ModelError
 

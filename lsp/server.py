@@ -33,9 +33,10 @@ from jpilot.lsp.model_host import ModelHost
 from jpilot.lsp.pipeline import Outcome, complete
 from jpilot.lsp.plugins import PluginHost, default_host
 from jpilot.lsp.positions import offset_at, position_at
-from jpilot.lsp.settings import Settings, parse_settings
+from jpilot.plugins.settings import Settings, parse_settings
 from jpilot.lsp.stats import Stats
 from jpilot.lsp.typethrough import TypeThrough
+from jpilot.model.version import package_version
 from jpilot.plugins.api import CompletionRequest, OpenDocument, word_before
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,6 @@ class JpilotServer(LanguageServer):
     """A LanguageServer holding settings, plugins, the model and in-flight requests."""
 
     def __init__(self, host: PluginHost | None = None) -> None:
-        from jpilot.lsp.cli import package_version
         from jpilot.lsp.protocol import JpilotProtocol
 
         super().__init__("jpilot", package_version(), protocol_cls=JpilotProtocol)

@@ -30,6 +30,7 @@ from jpilot.model.bundle import (
 )
 from jpilot.model.errors import ModelError
 from jpilot.model.graph import add_logits_to_keep
+from jpilot.model.version import package_version
 from jpilot.model.static_kv import KV_CACHES, export_static, resolve_kv_cache
 
 FIM_NAMES = {  # spellings of the FIM markers across tokenizers, ours first
@@ -278,8 +279,6 @@ def _find_id(tokenizer: Any, names: tuple[str, ...]) -> int | None:
 
 def _manifest(src: Path, out: Path, config: dict, tokenizer: Any, dtype: str) -> Manifest:
     """Build the manifest from the checkpoint config and the written files."""
-    from jpilot.lsp.cli import package_version
-
     fim = {k: _find_id(tokenizer, names) for k, names in FIM_NAMES.items()}
     eos = config.get("eos_token_id")
     if eos is None:

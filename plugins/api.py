@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from jpilot.lsp.settings import Settings
+    from jpilot.plugins.settings import Settings
 
 PROJECT = "jpilot"
 hookimpl = pluggy.HookimplMarker(PROJECT)  # plugins decorate their hooks with this

@@ -11,7 +11,7 @@ import pytest
 
 from jpilot.lsp.pipeline import Outcome, complete
 from jpilot.lsp.plugins import default_host
-from jpilot.lsp.settings import parse_settings
+from jpilot.plugins.settings import parse_settings
 from jpilot.model.engine import Engine
 from jpilot.plugins.api import CompletionRequest
 

@@ -17,7 +17,7 @@ from conftest import SERVER
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from jpilot.lsp.settings import parse_settings
+from jpilot.plugins.settings import parse_settings
 from jpilot.model.engine import Engine
 from jpilot.plugins.api import CompletionRequest
 from jpilot.plugins.debug import plugin as debug

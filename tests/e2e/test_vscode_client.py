@@ -112,7 +112,7 @@ def test_extension_settings_schema_matches_the_server() -> None:
     range, and no VS Code setting is unknown to the server (it would get a warning)."""
     import dataclasses
 
-    from jpilot.lsp.settings import _CHOICES, _RANGES, Settings, camel
+    from jpilot.plugins.settings import _CHOICES, _RANGES, Settings, camel
 
     package = json.loads((VSCODE / "package.json").read_text(encoding="utf-8"))
     schema = package["contributes"]["configuration"]["properties"]

@@ -38,7 +38,7 @@ def test_copy_baseline_copies_an_earlier_line() -> None:
 
 
 def test_eval_branches_as_the_server_does_by_default() -> None:
-    from jpilot.lsp.settings import CompletionSettings
+    from jpilot.plugins.settings import CompletionSettings
     from jpilot.model.evaluate import BRANCHES
 
     assert BRANCHES == CompletionSettings().branches

@@ -8,7 +8,7 @@ import pytest
 from lsprotocol import types
 
 from jpilot.lsp.adaptive import AdaptiveBudget
-from jpilot.lsp.settings import parse_settings
+from jpilot.plugins.settings import parse_settings
 from jpilot.plugins import completion
 from jpilot.plugins.api import CompletionRequest, Suggestion
 

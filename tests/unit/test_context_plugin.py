@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jpilot.lsp.settings import parse_settings
+from jpilot.plugins.settings import parse_settings
 from jpilot.model.bundle import load_bundle
 from jpilot.model.tokenizer import Tokenizer
 from jpilot.plugins import context

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jpilot.lsp.settings import Settings, parse_settings
+from jpilot.plugins.settings import Settings, parse_settings
 
 
 def test_defaults_without_data():

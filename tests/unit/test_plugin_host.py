@@ -10,7 +10,7 @@ import pytest
 from plugin_dists import EXAMPLE, install_fake
 
 from jpilot.lsp.plugins import GROUP, PluginHost
-from jpilot.lsp.settings import Settings
+from jpilot.plugins.settings import Settings
 from jpilot.plugins.api import CompletionRequest, Suggestion, hookimpl
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jpilot.lsp.settings import Settings
+from jpilot.plugins.settings import Settings
 from jpilot.plugins import postprocess as pp
 from jpilot.plugins.api import CompletionRequest, Suggestion
 
