@@ -24,7 +24,6 @@ from jpilot.model.train.corpus import (  # noqa: E402
     NEAR_DUPLICATE,
     NEAR_DUPLICATE_SPLIT,
     build_corpus,
-    is_permissive,
     split_of,
 )
 from jpilot.model.train.data import (  # noqa: E402
@@ -33,6 +32,7 @@ from jpilot.model.train.data import (  # noqa: E402
     fingerprint,
     prepare_data,
 )
+from jpilot.model.train.licences import is_permissive  # noqa: E402
 from jpilot.model.train.tokenizer import (  # noqa: E402
     SPECIAL_TOKENS,
     check_round_trip,
