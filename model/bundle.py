@@ -45,6 +45,8 @@ class Manifest:
     source: str  # the checkpoint it was exported from
     onnx_sha256: str  # sha256 of model.onnx, checked on load
     external_data: list[str] = field(default_factory=list)  # external-data files, if any
+    # sha256 of each external-data file, checked on load like onnx_sha256
+    external_data_sha256: dict[str, str] = field(default_factory=dict)
     format: int = FORMAT_VERSION  # manifest format version
     created_by: str = ""  # jpilot version that wrote it
     fim_order: str = "psm"  # FIM layout the model was trained on: "psm" or "spm"
@@ -164,6 +166,24 @@ def check_external_data(folder: Path, locations: list[str]) -> None:
             )
 
 
+def check_external_sha256(folder: Path, locations: list[str], recorded: dict[str, str]) -> None:
+    """Refuse external-data files whose sha256 is not the one the manifest records."""
+    for location in locations:
+        expected = recorded.get(location)
+        if expected is None:
+            raise ModelError(
+                f"model bundle {folder}: {MANIFEST} records no sha256 for its external data "
+                f"file {location!r}; re-export the bundle with this jpilot"
+            )
+        actual = sha256_file(folder / location)
+        if actual != expected:
+            raise ModelError(
+                f"{folder / location} does not match the sha256 in {MANIFEST} "
+                f"({actual[:12]}… != {expected[:12]}…): the file is corrupt or was changed; "
+                "copy the bundle again or re-export it"
+            )
+
+
 def load_bundle(folder: str | Path, verify: bool = True) -> Bundle:
     """Validate a bundle folder and return it; raise ModelError saying how to fix problems."""
     folder = Path(folder).expanduser()
@@ -187,7 +207,10 @@ def load_bundle(folder: str | Path, verify: bool = True) -> Bundle:
                 f"({actual[:12]}… != {manifest.onnx_sha256[:12]}…): the file is corrupt or "
                 "was changed; copy the bundle again or re-export it"
             )
-    check_external_data(folder, external_data_files(onnx_path))
+    locations = external_data_files(onnx_path)
+    check_external_data(folder, locations)
+    if verify:
+        check_external_sha256(folder, locations, manifest.external_data_sha256)
     tokenizer = Tokenizer(tok_path, manifest.eos_token_id, manifest.fim_tokens)
     if tokenizer.vocab_size > manifest.vocab_size:
         raise ModelError(
