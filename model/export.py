@@ -126,21 +126,22 @@ def export_bundle(
         raw, out = Path(tmp) / "raw", Path(tmp) / "bundle"
         out.mkdir()
         t0 = time.monotonic()
-        if kv_cache == "static":
+        if kv_cache == "static":  # tensor by tensor: checkpoints bigger than RAM export too
             _step(1, total, f"building the static-KV graph of {src} (GroupQueryAttention)")
-            raw.mkdir()
-            _save(export_static(src), raw / ONNX_FILE)
+            _step(2, total, _convert_note(dtype, quantize) + ", tensor by tensor")
+            export_static(src, out, dtype, quantize)
         else:
             _step(1, total, f"exporting {src} with optimum-onnx (text-generation-with-past)")
             _optimum_export(src, raw)
-        _step(2, total, _convert_note(dtype, quantize))
-        _convert(raw, out, dtype, quantize)
+            _step(2, total, _convert_note(dtype, quantize))
+            _convert(raw, out, dtype, quantize)
         _step(3, total, "writing tokenizer.json")
         tokenizer = _write_tokenizer(src, out / TOKENIZER_FILE)
         _step(4, total, "writing jpilot.json and MODEL_CARD.md")
         manifest = _manifest(src, out, config, tokenizer, quantize or dtype)
         if not fim:  # the tokenizer may have FIM tokens the model never learned to use
             manifest.fim = None
+        manifest.external_data_sha256 = {n: sha256_file(out / n) for n in manifest.external_data}
         write_manifest(out, manifest)
         _write_card(out, manifest)
         _step(5, total, "validating the bundle")
