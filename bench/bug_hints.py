@@ -140,10 +140,10 @@ def main() -> None:
                         help="hints.threshold values to report published hints for")  # fmt: skip
     args = parser.parse_args()
 
-    from jpilot.plugins.settings import HintsSettings
     from jpilot.model.default import default_bundle_path
     from jpilot.model.engine import Engine
     from jpilot.plugins.debug.surprisal import find_hints, rank_lines, slip_scores, token_scores
+    from jpilot.plugins.settings import HintsSettings
 
     engine = Engine(args.bundle or default_bundle_path())
     hints = HintsSettings()  # the server's defaults

@@ -4,7 +4,8 @@ Each handler snapshots the document, calls the plugins' hooks off the event loop
 dedicated thread (model work takes the engine's lock, so it never overlaps a
 completion's decode step), converts the plugins' offsets to LSP ranges with the
 document's position codec, and answers only if the document is still at the version
-it looked at. Diagnostics run on open and save, debounced, cancelled by any edit.
+it looked at. Diagnostics run on open and save (jpilot.lsp.documents), debounced, and
+are cancelled by any edit.
 """
 
 from __future__ import annotations
@@ -130,7 +131,8 @@ class Diagnostics:
 
 
 def register_features(server: JpilotServer) -> Diagnostics:
-    """Register hover, code actions, the explain command and the diagnostics triggers."""
+    """Register hover, code actions and the explain command; return the diagnostics runner
+    (the document handlers in jpilot.lsp.documents trigger it)."""
     diagnostics = Diagnostics(server)
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
@@ -141,7 +143,8 @@ def register_features(server: JpilotServer) -> Diagnostics:
         request = ls.snapshot(doc, params.position)
         engine, cancel = ls.model.engine, threading.Event()  # no waiting on a model load
         markdown = await off_loop(
-            lambda: ls.host.first("jpilot_hover", request=request, engine=engine), cancel
+            lambda: ls.host.first("jpilot_hover", request=request, engine=engine, cancel=cancel),
+            cancel,
         )
         if not markdown:
             return None
@@ -220,14 +223,6 @@ def register_features(server: JpilotServer) -> Diagnostics:
                 types.ShowMessageParams(types.MessageType.Info, "jpilot: " + result["explanation"])
             )
         return result
-
-    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
-    def did_open(ls: JpilotServer, params: types.DidOpenTextDocumentParams) -> None:
-        diagnostics.schedule(params.text_document.uri)
-
-    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
-    def did_save(ls: JpilotServer, params: types.DidSaveTextDocumentParams) -> None:
-        diagnostics.schedule(params.text_document.uri)
 
     return diagnostics
 

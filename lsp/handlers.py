@@ -13,6 +13,7 @@ from typing import Any
 
 from lsprotocol import types
 
+from jpilot.lsp.documents import register_documents
 from jpilot.lsp.features import register_features
 from jpilot.lsp.plugins import PluginHost
 from jpilot.lsp.server import JpilotServer, watch_parent
@@ -26,6 +27,7 @@ def build_server(host: PluginHost | None = None) -> JpilotServer:
     """Return a server with every jpilot handler registered."""
     server = JpilotServer(host)
     diagnostics = register_features(server)  # hover, code actions, explain, diagnostics
+    register_documents(server, diagnostics)  # didOpen, didChange, didSave, didClose
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: JpilotServer, params: types.InitializeParams) -> None:
@@ -51,49 +53,15 @@ def build_server(host: PluginHost | None = None) -> JpilotServer:
         if ls.model.ready is not before:  # the model settings changed: a new load
             await report_model_load(ls)
 
-    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
-    def did_change(ls: JpilotServer, params: types.DidChangeTextDocumentParams) -> None:
-        ls.cancel_inflight(params.text_document.uri)  # its answer would be stale
-        diagnostics.cancel(params.text_document.uri)
-
-    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
-    def did_close(ls: JpilotServer, params: types.DidCloseTextDocumentParams) -> None:
-        ls.cancel_inflight(params.text_document.uri)
-        ls.type_through.forget(params.text_document.uri)
-        diagnostics.clear(params.text_document.uri)
-
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
         ls: JpilotServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList:
-        found = await ls.suggest(params.text_document.uri, params.position)
-        if found is None:
-            return types.InlineCompletionList(items=[])
-        request, outcome = found
-        inline_range, _ = ls.ranges(request, outcome)
-        items = ls.host.concat(
-            "jpilot_inline_items",
-            request=request,
-            suggestion=outcome.suggestion,
-            range=inline_range,
-        )
-        mark_first(ls, items)
-        return types.InlineCompletionList(items=items)
+        return types.InlineCompletionList(items=await suggestion_items(ls, params, inline=True))
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())
     async def completion(ls: JpilotServer, params: types.CompletionParams) -> types.CompletionList:
-        found = await ls.suggest(params.text_document.uri, params.position)
-        if found is None:
-            return types.CompletionList(is_incomplete=True, items=[])
-        request, outcome = found
-        _, word_range = ls.ranges(request, outcome)
-        items = ls.host.concat(
-            "jpilot_completion_items",
-            request=request,
-            suggestion=outcome.suggestion,
-            range=word_range,
-        )
-        mark_first(ls, items)
+        items = await suggestion_items(ls, params, inline=False)
         return types.CompletionList(is_incomplete=True, items=items)
 
     @server.feature(types.SHUTDOWN)
@@ -109,6 +77,25 @@ def build_server(host: PluginHost | None = None) -> JpilotServer:
         return status_of(ls)
 
     return server
+
+
+async def suggestion_items(
+    ls: JpilotServer,
+    params: types.InlineCompletionParams | types.CompletionParams,
+    inline: bool,
+) -> list[Any]:
+    """Run the pipeline and let the plugins turn its suggestion into inline or list items."""
+    shown = await ls.suggest(params.text_document.uri, params.position)
+    if shown is None:
+        return []
+    hook, range_ = (
+        ("jpilot_inline_items", shown.inline_range)
+        if inline
+        else ("jpilot_completion_items", shown.word_range)
+    )
+    items = ls.host.concat(hook, request=shown.request, suggestion=shown.suggestion, range=range_)
+    mark_first(ls, items)
+    return items
 
 
 def mark_first(ls: JpilotServer, items: list) -> None:

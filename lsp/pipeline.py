@@ -8,7 +8,6 @@ engine's worker thread (`Engine.submit`), never on the event loop or pygls's poo
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,9 +106,3 @@ def postprocess(host: PluginHost, request: CompletionRequest, suggestion: Sugges
     )
     if "\r\n" in request.text and "\n" in suggestion.text:
         suggestion.text = suggestion.text.replace("\r\n", "\n").replace("\n", "\r\n")
-
-
-def timed(fn: Any, *args: Any) -> tuple[Any, float]:
-    """Call fn(*args); return its result and the seconds it took."""
-    t0 = time.monotonic()
-    return fn(*args), time.monotonic() - t0

