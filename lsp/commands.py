@@ -138,12 +138,17 @@ def run_complete(args: argparse.Namespace) -> int:
 
 
 def offset_of(text: str, line: int, col: int) -> int | None:
-    """Return the offset of 1-based (line, column); the column clamps to the line end."""
-    lines = text.splitlines(keepends=True) or [""]
-    if line < 1 or line > len(lines) + (1 if text.endswith("\n") else 0):
+    """Return the offset of 1-based (line, column in characters), None past the last line.
+
+    Lines are the editor's (LSP's: "\\n", "\\r\\n", "\\r"); the column clamps to the line end.
+    """
+    from jpilot.lsp.positions import line_starts
+
+    starts = line_starts(text)
+    if not 1 <= line <= len(starts):
         return None
-    start = sum(len(x) for x in lines[: line - 1])
-    content = lines[line - 1].rstrip("\r\n") if line <= len(lines) else ""
+    start, end = starts[line - 1], starts[line] if line < len(starts) else len(text)
+    content = text[start:end].rstrip("\r\n")  # an LSP line ends in at most one line break
     return start + min(max(col - 1, 0), len(content))
 
 

@@ -12,10 +12,11 @@ import re
 import threading
 from urllib.parse import unquote
 
-import numpy as np
 from lsprotocol import types
 from pygls.workspace import Workspace
 from pygls.workspace.position_codec import PositionCodec
+
+from jpilot.plugins.text import line_starts as plain_line_starts
 
 _BREAK = re.compile(r"\r\n|\r|\n")
 
@@ -30,11 +31,10 @@ def line_starts(text: str) -> list[int]:
     with _lock:
         if _last[0] is text:
             return _last[1]
-    if len(text) > 1 << 16 and text.isascii() and "\r" not in text:
-        data = np.frombuffer(text.encode("ascii"), dtype=np.uint8)  # fast path for big files
-        starts = [0, *(np.flatnonzero(data == 10) + 1).tolist()]
-    else:
+    if "\r" in text:
         starts = [0, *(m.end() for m in _BREAK.finditer(text))]
+    else:  # "\n" is the only line break: the plugins' line starts are LSP's
+        starts = plain_line_starts(text)
     with _lock:
         _last = (text, starts)
     return starts

@@ -22,6 +22,7 @@ from jpilot.model.engine import CancelledError, GenerationConfig
 from jpilot.plugins.api import CompletionRequest, hookimpl
 from jpilot.plugins.debug.surprisal import Hint, find_hints, slip_scores, token_scores
 from jpilot.plugins.features import Action, Edit, Finding
+from jpilot.plugins.text import line_span
 
 SURPRISING, SYNTAX = "surprising-line", "syntax-error"
 KIND_NAMES = {"name": "names", "attr": "attribute names", "keyword": "keywords",
@@ -30,11 +31,7 @@ KIND_NAMES = {"name": "names", "attr": "attribute names", "keyword": "keywords",
 
 def line_bounds(text: str, line: int) -> tuple[int, int, int]:
     """Return (line start, code start after indentation, line end) offsets of a line."""
-    start = 0
-    for _ in range(line):
-        start = text.index("\n", start) + 1
-    end = text.find("\n", start)
-    end = len(text) if end < 0 else end
+    start, end = line_span(text, line)
     body = text[start:end]
     return start, start + len(body) - len(body.lstrip()), end
 

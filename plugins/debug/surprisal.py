@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jpilot.plugins.text import line_starts
+
 LOG2 = math.log(2)
 MIN_SPREAD_BITS = 1.0  # floor of a kind's spread, so a kind that never surprises stays sane
 # Weight of an identifier's later pieces. Over four draws of bench/bug_hints.py's bugs
@@ -90,15 +92,6 @@ class Slip:
     actual: str  # the token as written
     expected: str  # the likelier variant
     kind: str  # op, keyword or number
-
-
-def line_starts(text: str) -> list[int]:
-    """Return the character offset where each line starts."""
-    starts = [0]
-    for i, ch in enumerate(text):
-        if ch == "\n":
-            starts.append(i + 1)
-    return starts
 
 
 def token_scores(engine, text: str, cancel=None) -> list[TokenScore]:

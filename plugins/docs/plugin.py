@@ -13,22 +13,9 @@ from jpilot.plugins.api import CompletionRequest, hookimpl
 from jpilot.plugins.docs import generate
 from jpilot.plugins.docs.symbols import enclosing_definition, parse, symbol_at
 from jpilot.plugins.features import Action, Edit
+from jpilot.plugins.text import line_col, line_start
 
 GENERATED = "*jpilot, generated:*"
-
-
-def _line_col(text: str, offset: int) -> tuple[int, int]:
-    """Return the 0-based line and column of an offset."""
-    line = text.count("\n", 0, offset)
-    return line, offset - (text.rfind("\n", 0, offset) + 1)
-
-
-def _line_offset(text: str, line: int) -> int:
-    """Return the offset where a 0-based line starts."""
-    offset = 0
-    for _ in range(line):
-        offset = text.index("\n", offset) + 1
-    return offset
 
 
 @hookimpl
@@ -36,7 +23,7 @@ def jpilot_hover(request: CompletionRequest, engine: Any) -> str | None:
     """Markdown for the function, class or name under the cursor."""
     if request.language_id != "python":
         return None
-    line, col = _line_col(request.text, request.offset)
+    line, col = line_col(request.text, request.offset)
     symbol = symbol_at(request.text, line, col)
     if symbol is None:
         return None
@@ -59,8 +46,8 @@ def jpilot_code_actions(
     if request.language_id != "python":
         return None
     text, actions = request.text, []
-    first, _ = _line_col(text, start)
-    last, _ = _line_col(text, max(start, end - 1) if end > start else start)
+    first, _ = line_col(text, start)
+    last, _ = line_col(text, max(start, end - 1) if end > start else start)
     node = enclosing_definition(text, first) if parse(text) is not None else None
     if node is not None and generate.docstring_insert_line(node) is not None:
         import ast
@@ -90,7 +77,7 @@ def jpilot_resolve_action(
         ins = generate.explain(engine, text, int(data["first"]), int(data["last"]), seconds, cancel)
     if ins is None:
         return []
-    at = _line_offset(text, ins.line)
+    at = line_start(text, ins.line)
     return [Edit(at, at, ins.text)]
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from jpilot.model.engine import Engine, variant_context_begin
-from jpilot.plugins.debug.surprisal import line_starts, slip_scores, slip_sites, token_scores
+from jpilot.plugins.debug.surprisal import slip_scores, slip_sites, token_scores
+from jpilot.plugins.text import line_starts
 
 SOURCE = "def f(x):\n    if x > 1:\n        return x\n    return 0\n"
 

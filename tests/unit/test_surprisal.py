@@ -14,10 +14,10 @@ from jpilot.plugins.debug.surprisal import (
     TokenScore,
     code_kinds,
     find_hints,
-    line_starts,
     rank_lines,
     slip_sites,
 )
+from jpilot.plugins.text import line_starts
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from bug_hints import candidate_sites, inject  # noqa: E402
@@ -32,10 +32,6 @@ def tokens_with(gaps: dict[int, float]) -> list[TokenScore]:
         end = TEXT.index("\n", start)
         out.append(TokenScore(start, end, line, gaps.get(line, 1.0), "x"))
     return out
-
-
-def test_line_starts() -> None:
-    assert line_starts("ab\ncd\n") == [0, 3, 6]
 
 
 def test_an_outlier_line_becomes_the_only_hint() -> None:
