@@ -1,4 +1,4 @@
-"""pygls's protocol with the JSON-RPC answers it leaves out (DESIGN.md, Reliability).
+"""pygls's protocol with the JSON-RPC answers it leaves out (docs/DESIGN.md, Reliability).
 
 - A request whose params do not match the LSP types gets exactly one -32602 answer
   (pygls only logs it), and the server keeps serving.

@@ -1,4 +1,4 @@
-"""Protocol-level reliability (DESIGN.md, Reliability) through a raw JSON-RPC client."""
+"""Protocol-level reliability (docs/DESIGN.md, Reliability), through a raw JSON-RPC client."""
 
 from __future__ import annotations
 

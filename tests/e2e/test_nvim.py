@@ -1,9 +1,9 @@
 """Real headless Neovim 0.12 with a minimal config: type, then read the ghost text shown.
 
-Recipe (DESIGN.md, gotchas): start `nvim --headless --clean -n --listen SOCK`, drive it
-over RPC, give the buffer a file name, start the client with `vim.lsp.start` and
-`vim.lsp.inline_completion.enable(true)`, type with nvim_input, then poll the extmarks
-of the `nvim.lsp.inline_completion` namespace for their virt_text.
+Recipe (docs/DESIGN.md, Testing a real Neovim): start `nvim --headless --clean -n
+--listen SOCK`, drive it over RPC, give the buffer a file name, start the client with
+`vim.lsp.start` and `vim.lsp.inline_completion.enable(true)`, type with nvim_input, then
+poll the extmarks of the `nvim.lsp.inline_completion` namespace for their virt_text.
 """
 
 from __future__ import annotations
