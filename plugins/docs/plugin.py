@@ -19,7 +19,7 @@ GENERATED = "*jpilot, generated:*"
 
 
 @hookimpl
-def jpilot_hover(request: CompletionRequest, engine: Any) -> str | None:
+def jpilot_hover(request: CompletionRequest, engine: Any, cancel: Any) -> str | None:
     """Markdown for the function, class or name under the cursor."""
     if request.language_id != "python":
         return None
@@ -30,10 +30,10 @@ def jpilot_hover(request: CompletionRequest, engine: Any) -> str | None:
     parts = [f"```python\n{symbol.signature or symbol.name}\n```"]
     if symbol.docstring:
         parts.append(symbol.docstring)
-    if engine is not None and symbol.node is not None:
+    if engine is not None and symbol.node is not None and request.settings.docs.summary:
         seconds = request.settings.docs.timeout_ms / 1000
-        summary = generate.summary(engine, request.text, symbol.node, seconds)
-        if summary and request.settings.docs.summary:
+        summary = generate.summary(engine, request.text, symbol.node, seconds, cancel)
+        if summary:
             parts.append(f"{GENERATED} {summary}")
     return "\n\n".join(parts)
 

@@ -17,13 +17,13 @@ from conftest import SERVER
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from jpilot.plugins.settings import parse_settings
 from jpilot.model.engine import Engine
 from jpilot.plugins.api import CompletionRequest
 from jpilot.plugins.debug import plugin as debug
 from jpilot.plugins.docs import generate
 from jpilot.plugins.docs.plugin import jpilot_hover
 from jpilot.plugins.docs.symbols import enclosing_definition
+from jpilot.plugins.settings import parse_settings
 
 pytestmark = pytest.mark.asyncio
 
@@ -105,7 +105,7 @@ async def test_hover_shows_signature_docstring_and_summary(
         types.HoverParams(types.TextDocumentIdentifier(uri), pos)
     )
     offset = SOURCE.index("area(")
-    want = jpilot_hover(request_for(uri, SOURCE, offset + 2), tiny_engine)
+    want = jpilot_hover(request_for(uri, SOURCE, offset + 2), tiny_engine, None)
     assert want is not None and want.startswith("```python\ndef area(radius: float) -> float\n```")
     assert hover is not None and isinstance(hover.contents, types.MarkupContent)
     assert hover.contents.kind == types.MarkupKind.Markdown

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import ast
+import threading
 from dataclasses import dataclass, field
 
+from jpilot.plugins.api import CompletionRequest
 from jpilot.plugins.docs import generate
+from jpilot.plugins.docs.plugin import GENERATED, jpilot_hover
 from jpilot.plugins.docs.symbols import enclosing_definition, symbol_at
+from jpilot.plugins.settings import parse_settings
 
 SOURCE = '''import math
 
@@ -114,3 +118,27 @@ def test_explain_keeps_only_the_comment() -> None:
     assert ins.text == "        # Sum the area.\n        # Then return it.\n"
     assert engine.prompts[0].endswith("    def grow(self, k):\n        # ")
     assert generate.explain(engine, SOURCE, 13, 40) is None  # type: ignore[arg-type]
+
+
+def _hover_request(summary: bool, offset: int) -> CompletionRequest:
+    settings, errors = parse_settings({"docs": {"summary": summary}})
+    assert errors == []
+    return CompletionRequest("file:///a.py", "python", SOURCE, offset, 1, settings)
+
+
+def test_hover_passes_the_cancel_token_and_skips_the_model_when_summary_is_off() -> None:
+    offset = SOURCE.index("def area") + 5
+    cancel, seen = threading.Event(), []
+
+    class Recording(FakeEngine):
+        def generate(self, prompt, config, cancel=None) -> Result:
+            seen.append(cancel)
+            return super().generate(prompt, config, cancel)
+
+    engine = Recording(' "Area of a circle." ')
+    on = jpilot_hover(_hover_request(True, offset), engine, cancel)
+    assert on is not None and on.endswith(f"{GENERATED} Area of a circle.")
+    assert seen == [cancel]
+    off = jpilot_hover(_hover_request(False, offset), engine, cancel)
+    assert off == "```python\ndef area(radius: float) -> float\n```"
+    assert seen == [cancel]  # the model did not run again
