@@ -16,9 +16,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from jpilot.model.checkpoint import Checkpoint, write_safetensors
 from jpilot.model.errors import ModelError
 
 MP_NUM = 4  # CodeGen's fused-qkv model-parallel split, fixed in its modelling code
+BUFFERS = ("attn.causal_mask", "attn.masked_bias", "attn.bias")  # not weights: skipped
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -72,25 +74,12 @@ def gptj_config(codegen: dict[str, Any]) -> dict[str, Any]:
     return {k: codegen[k] for k in keys if k in codegen} | {"tie_word_embeddings": False}
 
 
-def convert_state_dict(state: dict[str, Any], n_embd: int) -> dict[str, Any]:
-    """Rename CodeGen weights to GPT-J names, splitting every fused qkv_proj."""
-    out: dict[str, Any] = {}
-    for name, tensor in state.items():
-        if name.endswith(("attn.causal_mask", "attn.masked_bias", "attn.bias")):
-            continue  # buffers, rebuilt by GPT-J itself
-        if name.endswith("attn.qkv_proj.weight"):
-            stem = name.removesuffix("qkv_proj.weight")
-            q, k, v = split_qkv(tensor, n_embd)
-            out[stem + "q_proj.weight"] = q.contiguous()
-            out[stem + "k_proj.weight"] = k.contiguous()
-            out[stem + "v_proj.weight"] = v.contiguous()
-        else:
-            out[name] = tensor
-    return out
-
-
 def convert_codegen(src: str | Path, dst: str | Path) -> Path:
-    """Convert a CodeGen checkpoint folder into a GPT-J checkpoint folder (safetensors)."""
+    """Convert a CodeGen checkpoint folder into a GPT-J checkpoint folder (safetensors).
+
+    Tensor by tensor: one fused qkv (or one other weight) is in memory at a time, in the
+    checkpoint's own dtype, so a checkpoint bigger than RAM converts too.
+    """
     src, dst = Path(src), Path(dst)
     config_path = src / "config.json"
     if not config_path.is_file():
@@ -103,24 +92,39 @@ def convert_codegen(src: str | Path, dst: str | Path) -> Path:
         )
     if codegen_config["n_head"] % MP_NUM:
         raise ModelError(f"{src}: n_head must be a multiple of {MP_NUM} for CodeGen's qkv layout")
-    try:
-        import torch
-        from transformers import CodeGenForCausalLM, GPTJConfig, GPTJForCausalLM
-    except ImportError as exc:
-        raise ModelError("convert-codegen needs: pip install -e '.[train]'") from exc
+    n_embd = int(codegen_config["n_embd"])
+    # safetensors, or .bin through torch.load(weights_only=True): no pickled code runs
+    ckpt = Checkpoint(src)
+    specs: list[tuple[str, str, tuple[int, ...]]] = []
+    for name in ckpt.names():
+        if name.endswith(BUFFERS):
+            continue
+        code, shape = ckpt.entries[name].dtype, ckpt.shape(name)
+        if name.endswith("attn.qkv_proj.weight"):
+            if shape != (3 * n_embd, n_embd):
+                raise ModelError(f"{src}: tensor {name!r} is {list(shape)}, but n_embd "
+                                 f"{n_embd} makes it {[3 * n_embd, n_embd]}")  # fmt: skip
+            stem = name.removesuffix("qkv_proj.weight")
+            specs += [(f"{stem}{part}_proj.weight", code, (n_embd, n_embd)) for part in "qkv"]
+        else:
+            specs.append((name, code, shape))
+    held: dict[str, Any] = {}  # the k and v halves of the last qkv split, until written
 
-    # transformers loads safetensors, or .bin with torch.load(weights_only=True): no pickles.
-    codegen = CodeGenForCausalLM.from_pretrained(str(src), local_files_only=True)
-    config = GPTJConfig(**gptj_config(codegen_config))
-    gptj = GPTJForCausalLM(config)
-    state = convert_state_dict(codegen.state_dict(), config.n_embd)
-    with torch.no_grad():
-        missing, unexpected = gptj.load_state_dict(state, strict=False)
-    missing = [m for m in missing if not m.endswith(("attn.bias", "attn.masked_bias"))]
-    if missing or unexpected:
-        raise ModelError(f"{src}: weights did not map (missing {missing}, extra {unexpected})")
+    def produce(name: str) -> Any:
+        if name in held:
+            return held.pop(name)
+        if name.endswith(("attn.q_proj.weight", "attn.k_proj.weight", "attn.v_proj.weight")):
+            stem = name[: -len("q_proj.weight")]
+            parts = split_qkv(ckpt.raw(f"{stem}qkv_proj.weight"), n_embd)
+            held.update({f"{stem}{p}_proj.weight": w for p, w in zip("qkv", parts, strict=True)})
+            return held.pop(name)
+        return ckpt.raw(name)
+
     dst.mkdir(parents=True, exist_ok=True)
-    gptj.save_pretrained(str(dst), safe_serialization=True)
+    write_safetensors(dst / "model.safetensors", specs, produce)
+    config = {"architectures": ["GPTJForCausalLM"], "model_type": "gptj"}
+    config |= gptj_config(codegen_config)
+    (dst / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     for name in TOKENIZER_FILES:
         if (src / name).is_file():
             shutil.copyfile(src / name, dst / name)
