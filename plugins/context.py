@@ -83,9 +83,16 @@ def build_prompt(request: CompletionRequest, tokenizer: Tokenizer, budget: int) 
     if request.settings.debug.log_prompts:
         debug = tokenizer.decode(ids)
     return Prompt(
-        ids, fim is not None, len(prefix_ids), len(suffix_ids), len(snippet_ids), start,
-        scrubbed, debug, heal,
-    )  # fmt: skip
+        ids=ids,
+        fim=fim is not None,
+        prefix_tokens=len(prefix_ids),
+        suffix_tokens=len(suffix_ids),
+        snippet_tokens=len(snippet_ids),
+        window_start=start,
+        scrubbed=scrubbed,
+        debug_text=debug,
+        heal=heal,
+    )
 
 
 def prefix_window(
