@@ -32,7 +32,7 @@ def add_parsers(commands: Any) -> None:
     complete.add_argument("--line", type=int, required=True, help="1-based line")
     complete.add_argument("--col", type=int, required=True, help="1-based column (characters)")
     complete.add_argument("--json", action="store_true", help="print a JSON object")
-    complete.add_argument("--bundle", type=Path, help="bundle folder (default: embedded model)")
+    complete.add_argument("--bundle", help="bundle folder or installed model name")
     complete.add_argument("--language", help="language id (default: from the file extension)")
     complete.add_argument("--settings", help="settings as JSON, as in initializationOptions")
     complete.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
@@ -88,10 +88,11 @@ def run_complete(args: argparse.Namespace) -> int:
     setup_logging("WARNING")
     from jpilot.lsp.pipeline import complete
     from jpilot.lsp.plugins import default_host
-    from jpilot.plugins.settings import parse_settings
     from jpilot.model.default import default_bundle_path
     from jpilot.model.engine import Engine, EngineConfig
+    from jpilot.model.store import resolve_bundle
     from jpilot.plugins.api import CompletionRequest
+    from jpilot.plugins.settings import parse_settings
 
     settings, errors = parse_settings(json.loads(args.settings) if args.settings else None)
     for error in errors:
@@ -109,7 +110,8 @@ def run_complete(args: argparse.Namespace) -> int:
     host.set_enabled(settings.plugin_enabled())
     device = args.device or settings.model.device
     try:
-        bundle = args.bundle or settings.model.path or default_bundle_path()
+        name = args.bundle or settings.model.path
+        bundle = resolve_bundle(name) if name else default_bundle_path()
         engine = Engine(bundle, EngineConfig(device=device, threads=settings.model.threads))
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)

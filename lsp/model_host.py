@@ -13,9 +13,9 @@ import threading
 import time
 from concurrent.futures import Future, wait
 
-from jpilot.plugins.settings import ModelSettings
 from jpilot.model.engine import Engine, EngineConfig
 from jpilot.model.errors import ModelError
+from jpilot.plugins.settings import ModelSettings
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,10 @@ class ModelHost:
         engine: Engine | None = None
         try:
             from jpilot.model.default import default_bundle_path
+            from jpilot.model.store import resolve_bundle
 
-            path = settings.path or str(default_bundle_path())
+            # a bundle folder, or the name of one `jpilot model pull` installed
+            path = str(resolve_bundle(settings.path) if settings.path else default_bundle_path())
             engine = Engine(path, EngineConfig(device=settings.device, threads=settings.threads))
             log.info("model %s loaded in %.2f s", path, time.monotonic() - t0)
         except ModelError as exc:

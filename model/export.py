@@ -30,8 +30,8 @@ from jpilot.model.bundle import (
 )
 from jpilot.model.errors import ModelError
 from jpilot.model.graph import add_logits_to_keep
-from jpilot.model.version import package_version
 from jpilot.model.static_kv import KV_CACHES, export_static, resolve_kv_cache
+from jpilot.model.version import package_version
 
 FIM_NAMES = {  # spellings of the FIM markers across tokenizers, ours first
     "prefix": ("<fim_prefix>", "<|fim_prefix|>", "<fim-prefix>"),
@@ -108,8 +108,14 @@ def export_bundle(
     force: bool = False,
     fim: bool = True,
     kv_cache: str = "auto",
+    source: str | None = None,
+    upstream: dict[str, str] | None = None,
 ) -> Path:
-    """Export a GPT-J checkpoint folder to a validated bundle at `dst`; return its path."""
+    """Export a GPT-J checkpoint folder to a validated bundle at `dst`; return its path.
+
+    `source` names the checkpoint in the manifest (default: its config's name or folder);
+    `upstream` rows (repo, revision, licence, export options) go into MODEL_CARD.md.
+    """
     src, dst = Path(src), Path(dst)
     if dtype == "fp16" and quantize:
         raise ModelError(f"choose either --dtype fp16 (GPU) or --quantize {quantize} (CPU), "
@@ -138,12 +144,12 @@ def export_bundle(
         _step(3, total, "writing tokenizer.json")
         tokenizer = _write_tokenizer(src, out / TOKENIZER_FILE)
         _step(4, total, "writing jpilot.json and MODEL_CARD.md")
-        manifest = _manifest(src, out, config, tokenizer, quantize or dtype)
+        manifest = _manifest(src, out, config, tokenizer, quantize or dtype, source)
         if not fim:  # the tokenizer may have FIM tokens the model never learned to use
             manifest.fim = None
         manifest.external_data_sha256 = {n: sha256_file(out / n) for n in manifest.external_data}
         write_manifest(out, manifest)
-        _write_card(out, manifest)
+        _write_card(out, manifest, upstream)
         _step(5, total, "validating the bundle")
         load_bundle(out)
         if dst.exists():
@@ -278,7 +284,9 @@ def _find_id(tokenizer: Any, names: tuple[str, ...]) -> int | None:
     return None
 
 
-def _manifest(src: Path, out: Path, config: dict, tokenizer: Any, dtype: str) -> Manifest:
+def _manifest(
+    src: Path, out: Path, config: dict, tokenizer: Any, dtype: str, source: str | None = None
+) -> Manifest:
     """Build the manifest from the checkpoint config and the written files."""
     fim = {k: _find_id(tokenizer, names) for k, names in FIM_NAMES.items()}
     eos = config.get("eos_token_id")
@@ -297,18 +305,21 @@ def _manifest(src: Path, out: Path, config: dict, tokenizer: Any, dtype: str) ->
         fim={k: v for k, v in fim.items() if v is not None} if all(fim.values()) else None,
         fim_order=str(config.get("fim_order") or "psm"),  # written by `jpilot model train`
         dtype=dtype,
-        source=str(config.get("_name_or_path") or src.resolve().name),
+        source=source or str(config.get("_name_or_path") or src.resolve().name),
         onnx_sha256=sha256_file(out / ONNX_FILE),
         external_data=external_data_files(out / ONNX_FILE),
         created_by=f"jpilot {package_version()}",
     )
 
 
-def _write_card(out: Path, m: Manifest) -> None:
-    """Write a MODEL_CARD.md stub describing the exported model."""
+def _write_card(out: Path, m: Manifest, upstream: dict[str, str] | None = None) -> None:
+    """Write a MODEL_CARD.md stub describing the exported model (and where it came from)."""
+    rows = "".join(f"| {k} | {v} |\n" for k, v in (upstream or {}).items())
+    origin = f"\n## Upstream\n\n| field | value |\n|---|---|\n{rows}" if rows else ""
+    how = "`jpilot model pull`" if upstream else "`jpilot model export`"
     text = f"""# Model card: {m.source}
 
-Exported by {m.created_by} with `jpilot model export`.
+Exported by {m.created_by} with {how}.
 
 | field | value |
 |---|---|
@@ -318,7 +329,7 @@ Exported by {m.created_by} with `jpilot model export`.
 | dtype | {m.dtype} |
 | fill-in-the-middle | {"yes" if m.fim else "no"} |
 | sha256 of model.onnx | `{m.onnx_sha256}` |
-
+{origin}
 Describe the training data, licences, evaluation and limitations here
 (see {MANIFEST} for the machine-readable fields).
 """

@@ -17,7 +17,8 @@ QUANT_PARAM_SUFFIXES = ("_scale", "_zero_point")  # int8 quantization bookkeepin
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare `jpilot model info` arguments."""
-    parser.add_argument("bundle", type=Path, nargs="?", help="bundle folder (default: embedded)")
+    parser.add_argument("bundle", nargs="?", help="bundle folder or installed model name "
+                        "(default: embedded)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
@@ -73,8 +74,9 @@ def bundle_info(folder: Path) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Print a bundle's info."""
     from jpilot.model.default import default_bundle_path
+    from jpilot.model.store import resolve_bundle
 
-    info = bundle_info(args.bundle or default_bundle_path())
+    info = bundle_info(resolve_bundle(args.bundle) if args.bundle else default_bundle_path())
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
