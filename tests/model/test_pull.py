@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -265,6 +266,33 @@ def test_model_host_loads_a_short_name(codegen_bundle: Path, models: Path, monke
     with pytest.raises(ModelError, match="neither a bundle folder nor an installed model"):
         resolve_bundle("codegen-huge-mono")
     assert resolve_bundle("/nonexistent/bundle") == Path("/nonexistent/bundle")
+
+
+def test_serve_loads_the_pulled_model_by_name(codegen_bundle: Path, hub: Path, models: Path):
+    """`jpilot serve` with model.path = the short name: the model loads and completions come."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
+    from rawclient import RawClient
+
+    env = {k: v for k, v in env_for(hub, models).items() if k.startswith(("HF_", "JPILOT_"))}
+    client = RawClient(env=env)
+    try:
+        client.initialize({"model": {"path": "codegen-tiny-mono-fp32"}})
+        for _ in range(400):
+            model = client.status()["model"]
+            if model["state"] != "loading":
+                break
+            time.sleep(0.05)
+        assert model["state"] == "ready", model
+        assert model["path"] == str(codegen_bundle)
+        uri = "file:///fib.py"
+        client.open(uri, PROMPT, "python")
+        reply = client.response(client.inline(uri, 3, 11))
+        assert "error" not in reply and isinstance(reply["result"]["items"], list)
+        client.request("shutdown")
+        client.notify("exit")
+        assert client.wait_exit() == 0
+    finally:
+        client.close()
 
 
 def test_default_variant_and_ambiguous_names(hub: Path, tmp_path: Path, monkeypatch) -> None:
