@@ -24,9 +24,14 @@ SERVER = [sys.executable, "-m", "jpilot.lsp.cli", "serve", "--log-level", "WARNI
 class RawClient:
     """Start the server, frame messages, and collect what comes back."""
 
-    def __init__(self, env: dict[str, str] | None = None, log_level: str = "WARNING") -> None:
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        log_level: str = "WARNING",
+        command: list[str] | None = None,  # another `jpilot serve` (e.g. a wheel's venv)
+    ) -> None:
         self.proc = subprocess.Popen(
-            [*SERVER[:-1], log_level],
+            [*(command or SERVER)[:-1], log_level],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
