@@ -60,14 +60,15 @@ class Initializers:
 
     def _write(self, tensor: Any, array: np.ndarray) -> None:
         """Append one tensor's bytes to the data file and point the proto at them."""
-        from onnx.external_data_helper import set_external_data
-
         assert self._file is not None
         pad = -self._offset % ALIGN
         self._file.write(b"\0" * pad)
         self._offset += pad
         self._file.write(memoryview(array).cast("B") if array.nbytes else b"")
-        set_external_data(tensor, self.location, offset=self._offset, length=array.nbytes)
+        fields = {"location": self.location, "offset": self._offset, "length": array.nbytes}
+        for key, value in fields.items():
+            entry = tensor.external_data.add()
+            entry.key, entry.value = key, str(value)
         tensor.data_location = tensor.EXTERNAL
         self._offset += array.nbytes
 
