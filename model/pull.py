@@ -41,6 +41,7 @@ PICKLES = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]
 TOP_LEVEL_ONLY = ["*/*"]  # ignore_patterns: no weights from subfolders (onnx/, flax/ ...)
 INT4_FROM = 1e9  # parameters from which a CPU pull defaults to int4 instead of int8
 TOTAL_STEPS = 4
+NETWORK_MODULES = ("requests", "urllib3", "httpx", "httpcore")  # whose errors mean "cut off"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -217,10 +218,11 @@ def _download(repo_id: str, revision: str | None, patterns: list[str]) -> Path:
     except RevisionNotFoundError as exc:
         raise ModelError(f"{repo_id} has no revision {revision!r}; check --revision") from exc
     except LocalEntryNotFoundError as exc:
-        why = "HF_HUB_OFFLINE is set" if _offline() else "the Hub cannot be reached"
+        why, fix = ("HF_HUB_OFFLINE is set", "unset HF_HUB_OFFLINE") if _offline() else (
+            "the Hub cannot be reached", "connect to the network")  # fmt: skip
         raise ModelError(
-            f"{repo_id}{at} is not in the Hugging Face cache and {why}; connect to the "
-            "network (and unset HF_HUB_OFFLINE) to download it, or check the name"
+            f"{repo_id}{at} is not in the Hugging Face cache and {why}; {fix} to download "
+            "it, or check the name"
         ) from exc
     except HfHubHTTPError as exc:
         raise ModelError(f"download of {repo_id} failed: {_first_line(exc)}") from exc
@@ -229,6 +231,11 @@ def _download(repo_id: str, revision: str | None, patterns: list[str]) -> Path:
             raise ModelError(f"the disk is full while downloading {repo_id} to the Hugging "
                              "Face cache; free space, or set HF_HUB_CACHE to a bigger "
                              "disk, and run the same command again") from exc  # fmt: skip
+        raise ModelError(f"download of {repo_id} was interrupted ({_first_line(exc)}); run "
+                         "the same command again to resume it") from exc  # fmt: skip
+    except Exception as exc:  # httpx's and urllib3's network errors are not OSErrors
+        if type(exc).__module__.split(".")[0] not in NETWORK_MODULES:
+            raise
         raise ModelError(f"download of {repo_id} was interrupted ({_first_line(exc)}); run "
                          "the same command again to resume it") from exc  # fmt: skip
     return Path(folder)

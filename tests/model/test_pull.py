@@ -29,6 +29,7 @@ CODEGEN = "Salesforce/codegen-tiny-mono"
 GPTJ = "EleutherAI/gpt-j-tiny"
 LLAMA = "meta-llama/tiny-llama"
 NO_WEIGHTS = "someone/config-only"
+NO_CONFIG = "someone/readme-only"
 CODEGEN_SHA = "5c0f2b1e8a9d4c3b2a1f0e9d8c7b6a5f4e3d2c1b"
 GPTJ_SHA = "0123456789abcdef0123456789abcdef01234567"
 PROMPT = "def fibonacci(n):\n    if n < 2:\n        return n\n    return "
@@ -59,6 +60,10 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bare.mkdir()
     shutil.copyfile(root / "gptj" / "config.json", bare / "config.json")
     add_repo(cache, NO_WEIGHTS, bare, "2" * 40)
+    readme = root / "readme"
+    readme.mkdir()
+    (readme / "README.md").write_text("# not a model\n")
+    add_repo(cache, NO_CONFIG, readme, "3" * 40)
     return cache
 
 
@@ -334,6 +339,7 @@ def test_formats_follow_the_device() -> None:
          "HF_HUB_OFFLINE is set"),
         (NO_WEIGHTS, f"error: {NO_WEIGHTS} at 222222222222 has neither model*.safetensors nor "
          "pytorch_model*.bin in the cache"),
+        (NO_CONFIG, f"error: {NO_CONFIG} at 333333333333 has no config.json in the cache"),
     ],
 )  # fmt: skip
 def test_bad_repos_fail_in_one_line(hub: Path, tmp_path: Path, repo: str, message: str) -> None:
