@@ -26,11 +26,18 @@ def add_parsers(commands: Any) -> None:
     serve.set_defaults(func=run_serve)
 
     complete = commands.add_parser(
-        "complete", help="complete FILE at a line and column, through the server's pipeline"
+        "complete",
+        help="complete FILE at a line and column, through the server's pipeline",
+        description="Print the suggestion jpilot serve would show at FILE:LINE:COL. Exit "
+        "status: 0 a suggestion was printed; 1 no suggestion (why on stderr) or no model; "
+        "2 bad input (file, position, settings).",
     )
     complete.add_argument("file", type=Path)
     complete.add_argument("--line", type=int, required=True, help="1-based line")
-    complete.add_argument("--col", type=int, required=True, help="1-based column (characters)")
+    complete.add_argument(
+        "--col", type=int, required=True,
+        help="1-based column in characters; 1 to the line's length + 1 (after its last character)",
+    )  # fmt: skip
     complete.add_argument("--json", action="store_true", help="print a JSON object")
     complete.add_argument("--bundle", help="bundle folder or installed model name")
     complete.add_argument("--language", help="language id (default: from the file extension)")
@@ -94,7 +101,12 @@ def run_complete(args: argparse.Namespace) -> int:
     from jpilot.plugins.api import CompletionRequest
     from jpilot.plugins.settings import parse_settings
 
-    settings, errors = parse_settings(json.loads(args.settings) if args.settings else None)
+    try:
+        options = json.loads(args.settings) if args.settings else None
+    except json.JSONDecodeError as exc:
+        print(f"error: --settings is not valid JSON ({exc})", file=sys.stderr)
+        return 2
+    settings, errors = parse_settings(options)
     for error in errors:
         print(f"warning: {error}", file=sys.stderr)
     try:
@@ -102,9 +114,10 @@ def run_complete(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         print(f"error: cannot read {args.file}: {exc}", file=sys.stderr)
         return 2
-    offset = offset_of(text, args.line, args.col)
-    if offset is None:
-        print(f"error: {args.file} has no line {args.line}", file=sys.stderr)
+    try:
+        offset = offset_of(text, args.line, args.col)
+    except ValueError as exc:
+        print(f"error: {args.file}: {exc}", file=sys.stderr)
         return 2
     host = default_host()
     host.set_enabled(settings.plugin_enabled())
@@ -134,24 +147,50 @@ def run_complete(args: argparse.Namespace) -> int:
     suggestion = outcome.suggestion.text if outcome.suggestion else ""
     if args.json:
         print(json.dumps(result_json(text, offset, suggestion, outcome, time.monotonic() - t0)))
-    else:
+    elif suggestion:
         print(suggestion)
+    if not suggestion:
+        print(f"no suggestion: {why_none(outcome)}", file=sys.stderr)
+        return 1
     return 0
 
 
-def offset_of(text: str, line: int, col: int) -> int | None:
-    """Return the offset of 1-based (line, column in characters), None past the last line.
+def why_none(outcome: Any) -> str:
+    """Say in words why the pipeline produced no suggestion."""
+    dropped = {  # the postprocess plugin's steps
+        "block_end": "dropped by the block-end step (it left the block at once)",
+        "repetition": "dropped by the repetition step (it repeated the lines before)",
+        "overlap": "dropped by the overlap step (it repeated the text after the cursor)",
+        "parse": "dropped by the parse check (it would make the file unparseable)",
+    }
+    dropped_by = outcome.stats.get("dropped_by")
+    if outcome.status == "empty" and dropped_by:
+        return dropped.get(dropped_by, f"dropped by the {dropped_by} post-processor")
+    return {
+        "empty": "the model suggested nothing here",
+        "ignored": "the file is excluded by .gitignore, .jpilotignore or as a secrets file",
+        "no-plan": "no plugin planned a completion here (is the completion plugin disabled?)",
+        "no-prompt": "no prompt could be built (is the context plugin disabled?)",
+        "cancelled": "the completion timed out (completion.timeoutMs)",
+    }.get(outcome.status, outcome.status)
 
-    Lines are the editor's (LSP's: "\\n", "\\r\\n", "\\r"); the column clamps to the line end.
+
+def offset_of(text: str, line: int, col: int) -> int:
+    """Return the offset of 1-based (line, column in characters); raise ValueError outside.
+
+    Lines are the editor's (LSP's: "\\n", "\\r\\n", "\\r"). One rule for both: a line
+    runs from 1 to the last line, a column from 1 to the line's length + 1.
     """
     from jpilot.lsp.positions import line_starts
 
     starts = line_starts(text)
     if not 1 <= line <= len(starts):
-        return None
+        raise ValueError(f"--line {line} is outside the file (lines 1 to {len(starts)})")
     start, end = starts[line - 1], starts[line] if line < len(starts) else len(text)
     content = text[start:end].rstrip("\r\n")  # an LSP line ends in at most one line break
-    return start + min(max(col - 1, 0), len(content))
+    if not 1 <= col <= len(content) + 1:
+        raise ValueError(f"--col {col} is outside line {line} (columns 1 to {len(content) + 1})")
+    return start + col - 1
 
 
 def result_json(text: str, offset: int, suggestion: str, outcome: Any, seconds: float) -> dict:

@@ -21,10 +21,10 @@ ONNX_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 CARD_FILE = "MODEL_CARD.md"
 FORMAT_VERSION = 1
-HOW_TO_GET_ONE = (
-    "export one with `jpilot model export HF_CHECKPOINT_DIR BUNDLE_DIR`, "
-    "train one with `jpilot model train --out DIR`, or leave the model setting empty "
-    "to use the embedded default"
+HOW_TO_GET_ONE = (  # said by the server and by the CLI, so it names both ways to the default
+    "pull one with `jpilot model pull Salesforce/codegen-350M-mono`, export one with "
+    "`jpilot model export HF_CHECKPOINT_DIR BUNDLE_DIR`, or use the embedded default "
+    "(leave the editor's model.path setting empty; on the command line, drop --bundle)"
 )
 
 
@@ -50,6 +50,9 @@ class Manifest:
     format: int = FORMAT_VERSION  # manifest format version
     created_by: str = ""  # jpilot version that wrote it
     fim_order: str = "psm"  # FIM layout the model was trained on: "psm" or "spm"
+    # what `jpilot model eval --abilities` measured (jpilot.model.abilities): score -> value;
+    # empty for a bundle never evaluated, which turns no model-written feature on by default
+    abilities: dict[str, float] = field(default_factory=dict)
 
     @property
     def fim_tokens(self) -> FimTokens | None:
@@ -102,6 +105,14 @@ def read_manifest(folder: Path) -> Manifest:
     if raw.get("fim_order", "psm") not in FIM_ORDERS:
         raise ModelError(
             f"{path} has fim_order {raw['fim_order']!r}; it must be one of {', '.join(FIM_ORDERS)}"
+        )
+    abilities = raw.get("abilities", {})
+    if not isinstance(abilities, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in abilities.values()
+    ):
+        raise ModelError(
+            f"{path}: abilities must map score names to numbers; "
+            "run `jpilot model eval --abilities --record` on the bundle again"
         )
     known = set(Manifest.__dataclass_fields__)
     try:
@@ -187,6 +198,8 @@ def check_external_sha256(folder: Path, locations: list[str], recorded: dict[str
 def load_bundle(folder: str | Path, verify: bool = True) -> Bundle:
     """Validate a bundle folder and return it; raise ModelError saying how to fix problems."""
     folder = Path(folder).expanduser()
+    if folder.is_file():
+        raise ModelError(f"model bundle {folder} is a file, not a bundle folder; {HOW_TO_GET_ONE}")
     if not folder.is_dir():
         raise ModelError(f"model bundle {folder} does not exist; {HOW_TO_GET_ONE}")
     manifest = read_manifest(folder)

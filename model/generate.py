@@ -7,6 +7,7 @@ import json
 import sys
 
 from jpilot.model.engine import Engine, EngineConfig, GenerationConfig
+from jpilot.model.errors import ModelError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
     from jpilot.model.store import resolve_bundle
 
     prompt = sys.stdin.read() if args.prompt == "-" else unescape(args.prompt)
+    if not prompt:
+        raise ModelError("the prompt is empty; give the code to continue, e.g. 'def add(a, b):\\n'")
+    if args.max_tokens < 1:
+        raise ModelError(f"--max-tokens must be at least 1, got {args.max_tokens}")
     bundle = resolve_bundle(args.bundle) if args.bundle else default_bundle_path()
     engine = Engine(bundle, EngineConfig(device=args.device))
     shown = 0

@@ -38,8 +38,8 @@ def test_copy_baseline_copies_an_earlier_line() -> None:
 
 
 def test_eval_branches_as_the_server_does_by_default() -> None:
-    from jpilot.plugins.settings import CompletionSettings
     from jpilot.model.evaluate import BRANCHES
+    from jpilot.plugins.settings import CompletionSettings
 
     assert BRANCHES == CompletionSettings().branches
 

@@ -8,9 +8,9 @@ import pytest
 from lsprotocol import types
 
 from jpilot.lsp.adaptive import AdaptiveBudget
-from jpilot.plugins.settings import parse_settings
 from jpilot.plugins import completion
 from jpilot.plugins.api import CompletionRequest, Suggestion
+from jpilot.plugins.settings import parse_settings
 
 
 def req(text: str, offset: int | None = None, settings=None, **kw) -> CompletionRequest:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from jpilot.plugins.settings import parse_settings
 from jpilot.model.bundle import load_bundle
 from jpilot.model.tokenizer import Tokenizer
 from jpilot.plugins import context
 from jpilot.plugins.api import CompletionRequest, OpenDocument
+from jpilot.plugins.settings import parse_settings
 
 
 @pytest.fixture(scope="module")

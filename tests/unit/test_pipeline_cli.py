@@ -11,9 +11,9 @@ import pytest
 from jpilot.lsp import cli
 from jpilot.lsp.pipeline import complete, postprocess
 from jpilot.lsp.plugins import PluginHost, default_host
-from jpilot.plugins.settings import parse_settings
 from jpilot.model.engine import Engine
 from jpilot.plugins.api import CompletionRequest, Suggestion
+from jpilot.plugins.settings import parse_settings
 
 
 @pytest.fixture(scope="module")

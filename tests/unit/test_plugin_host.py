@@ -10,8 +10,8 @@ import pytest
 from plugin_dists import EXAMPLE, install_fake
 
 from jpilot.lsp.plugins import GROUP, PluginHost
-from jpilot.plugins.settings import Settings
 from jpilot.plugins.api import CompletionRequest, Suggestion, hookimpl
+from jpilot.plugins.settings import Settings
 
 
 def request(text: str = "x = ") -> CompletionRequest:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from jpilot.plugins.settings import Settings
 from jpilot.plugins import postprocess as pp
 from jpilot.plugins.api import CompletionRequest, Suggestion
+from jpilot.plugins.settings import Settings
 
 
 def run(text: str, offset: int, suggestion: str, language: str = "python") -> Suggestion:

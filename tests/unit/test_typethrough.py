@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from jpilot.plugins.settings import Settings
 from jpilot.lsp.typethrough import TypeThrough
 from jpilot.plugins.api import CompletionRequest, Suggestion
+from jpilot.plugins.settings import Settings
 
 URI = "file:///a.py"
 BEFORE, AFTER = "def f(x):\n    return x.up", "\n\nprint(f('a'))\n"
