@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from real_shapes import SHAPES, gptj_source, make_model, save_model
 
 pytestmark = [

@@ -1,0 +1,236 @@
+"""Speed at a real shape, side by side in one process on the same weights, with the floor.
+
+Builds a random model of a real shape (tests/real_shapes.py; CodeGen-350M by default),
+converts and exports it to jpilot bundles, then times greedy generation after a
+`--prompt`-token prompt with each contender:
+  - jpilot Engine on the static-KV bundles (`--formats`, default int8 and int4);
+  - transformers eager generate (PyTorch, fp32: the model as built);
+  - optimum ORTModelForCausalLM.generate on its own fp32 export of the same weights;
+and prints prefill ms and decode ms/token with ratios against eager, plus the memory
+floor of each: the weight bytes one decode step reads (every MatMul weight, not the
+embedding table, of which a step reads one row) divided by the memory bandwidth
+measured here, in this process (a large numpy copy). Greedy tokens are compared with
+eager's, so a wrong model cannot look fast.
+
+Run:  python bench/real_shapes.py [--shape codegen-350M] [--prompt 512] [--new 64]
+      [--repeats 3] [--formats int8,int4] [--device cpu|cuda] [--no-optimum] [--json F]
+Needs the [train] extra (torch, transformers, optimum-onnx).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+
+def bandwidth(gib: float = 1.0, repeats: int = 5) -> dict[str, float]:
+    """Measure memory bandwidth in bytes/s: best numpy copy (read + write), 1 and 2 threads."""
+    n = int(gib * 2**30) // 4
+    src, dst = np.ones(n, dtype=np.float32), np.empty(n, dtype=np.float32)
+    np.copyto(dst, src)  # fault the pages in
+
+    def copy(threads: int) -> float:
+        parts = np.array_split(np.arange(n), threads)
+        spans = [(p[0], p[-1] + 1) for p in parts]
+        best = 0.0
+        for _ in range(repeats):
+            jobs = [threading.Thread(target=np.copyto, args=(dst[a:b], src[a:b])) for a, b in spans]
+            t0 = time.perf_counter()
+            for job in jobs:
+                job.start()
+            for job in jobs:
+                job.join()
+            best = max(best, 2 * src.nbytes / (time.perf_counter() - t0))
+        return best
+
+    return {"copy_1_thread": copy(1), "copy_2_threads": copy(2)}
+
+
+def matmul_weight_bytes(onnx_path: Path) -> int:
+    """Return the bytes of every initializer a MatMul-family node reads (one decode step)."""
+    import onnx
+
+    model = onnx.load_model(str(onnx_path), load_external_data=False)
+    sizes = {}
+    for t in model.graph.initializer:
+        length = next((int(e.value) for e in t.external_data if e.key == "length"), None)
+        sizes[t.name] = length if length is not None else len(t.raw_data)
+    ops = ("MatMul", "MatMulInteger", "MatMulNBits", "Mul")  # Mul: the int8 weight scales
+    return sum(sizes.get(i, 0) for node in model.graph.node if node.op_type in ops
+               for i in node.input)  # fmt: skip
+
+
+def time_jpilot(bundle: Path, prompt: list[int], new: int, repeats: int, device: str) -> dict:
+    """Time jpilot's engine: prefill ms and decode ms/token, medians (cold prefix cache)."""
+    from jpilot.model.engine import Engine, EngineConfig, GenerationConfig
+
+    engine = Engine(bundle, EngineConfig(device=device))
+    engine.tokenizer.eos_id = None  # random weights: never stop early
+    runs = []
+    for _ in range(repeats + 1):
+        engine.cache.clear()
+        result = engine.generate(prompt, GenerationConfig(max_new_tokens=new))
+        runs.append(result)
+    runs = runs[1:]  # the first warms up
+    return {
+        "prefill_ms": 1e3 * statistics.median(r.timings["prefill"] for r in runs),
+        "decode_ms": 1e3 * statistics.median(r.timings["decode"] / (new - 1) for r in runs),
+        "tokens": runs[0].tokens,
+    }
+
+
+def time_hf(model, prompt: list[int], new: int, repeats: int, device: str) -> dict:
+    """Time a transformers-style generate(): prefill = 1 new token, decode = the rest."""
+    import torch
+
+    ids = torch.tensor([prompt], device=device if device == "cuda" else "cpu")
+    mask = torch.ones_like(ids)
+    tokens: list[int] = []
+
+    def run(n: int) -> float:
+        kwargs = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            out = model.generate(ids, attention_mask=mask, **kwargs)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        tokens[:] = out[0, len(prompt) :].tolist()
+        return time.perf_counter() - t0
+
+    run(new)  # warm up
+    firsts = [run(1) for _ in range(repeats)]
+    fulls = [run(new) for _ in range(repeats)]
+    prefill = statistics.median(firsts)
+    return {
+        "prefill_ms": 1e3 * prefill,
+        "decode_ms": 1e3 * (statistics.median(fulls) - prefill) / (new - 1),
+        "tokens": list(tokens),
+    }
+
+
+def agree(a: list[int], b: list[int]) -> int:
+    """Return how many leading tokens two greedy runs share."""
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+
+
+def main() -> None:
+    """Build, export, time every contender, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", default="codegen-350M")
+    parser.add_argument("--prompt", type=int, default=512)
+    parser.add_argument("--new", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--formats", default="int8,int4", help="jpilot bundles: fp32,fp16,int8,int4"
+    )
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--no-optimum", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    import torch
+    from real_shapes import gptj_source, make_model, save_model
+
+    from jpilot.model.export import export_bundle
+
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    bw = bandwidth()
+    best_bw = max(bw.values())
+    model = make_model(args.shape)
+    config = model.config
+    rng = np.random.default_rng(0)
+    prompt = rng.integers(0, config.vocab_size, args.prompt).tolist()
+    results: dict[str, dict] = {}
+    floors: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        src = gptj_source(save_model(model, root / args.shape), root)
+        bundles = {}
+        for fmt in args.formats.split(","):
+            bundles[fmt] = export_bundle(
+                src, root / fmt, dtype="fp16" if fmt == "fp16" else "fp32",
+                quantize=fmt if fmt in ("int8", "int4") else None, kv_cache="static",
+            )  # fmt: skip
+            floors[f"jpilot {fmt}"] = matmul_weight_bytes(bundles[fmt] / "model.onnx")
+        eager_bytes = sum(p.numel() * p.element_size() for n, p in model.named_parameters()
+                          if "wte" not in n)  # fmt: skip
+        if args.device == "cuda":
+            model = model.half().to("cuda")
+            eager_bytes //= 2
+        results["transformers eager"] = time_hf(model, prompt, args.new, args.repeats, args.device)
+        floors["transformers eager"] = eager_bytes
+        del model
+        for fmt, bundle in bundles.items():
+            results[f"jpilot {fmt}"] = time_jpilot(
+                bundle, prompt, args.new, args.repeats, args.device
+            )
+        if not args.no_optimum:
+            from optimum.exporters.onnx import main_export
+            from optimum.onnxruntime import ORTModelForCausalLM
+
+            main_export(str(src), str(root / "optimum"), task="text-generation-with-past",
+                        do_validation=False, device=args.device)  # fmt: skip
+            provider = "CUDAExecutionProvider" if args.device == "cuda" else "CPUExecutionProvider"
+            ort_model = ORTModelForCausalLM.from_pretrained(
+                root / "optimum", use_cache=True, use_io_binding=True, provider=provider
+            )
+            results["optimum ORT"] = time_hf(ort_model, prompt, args.new, args.repeats, args.device)
+            floors["optimum ORT"] = eager_bytes
+    report(args, config, results, floors, bw, best_bw)
+
+
+def report(args, config, results: dict, floors: dict, bw: dict, best_bw: float) -> None:
+    """Print the table: times, ratios against eager, the memory floor and agreement."""
+    eager = results["transformers eager"]
+    print(f"\n{args.shape} ({config.n_layer} layers, d {config.n_embd}, vocab {config.vocab_size}),"
+          f" {args.device}; prompt {args.prompt}, {args.new} new tokens, greedy, median of "
+          f"{args.repeats}")  # fmt: skip
+    print("memory bandwidth: " + ", ".join(f"{k} {v / 1e9:.1f} GB/s" for k, v in bw.items())
+          + f"; floor uses {best_bw / 1e9:.1f} GB/s")  # fmt: skip
+    head = ("contender", "prefill ms", "decode ms/tok", "prefill x", "decode x", "weights MB",
+            "floor ms", "decode/floor", "agree")  # fmt: skip
+    print("\n{:<20} {:>10} {:>13} {:>9} {:>9} {:>10} {:>9} {:>12} {:>6}".format(*head))
+    rows = {}
+    for name, r in results.items():
+        floor_ms = 1e3 * floors[name] / best_bw
+        times = {k: v for k, v in r.items() if k != "tokens"}
+        same = agree(r["tokens"], eager["tokens"])
+        rows[name] = {**times, "floor_ms": floor_ms, "weight_bytes": floors[name], "agree": same}
+        speedup = eager["prefill_ms"] / r["prefill_ms"], eager["decode_ms"] / r["decode_ms"]
+        print(
+            f"{name:<20} {r['prefill_ms']:10.1f} {r['decode_ms']:13.2f} "
+            f"{speedup[0]:8.2f}x {speedup[1]:8.2f}x "
+            f"{floors[name] / 1e6:10.0f} {floor_ms:9.2f} {r['decode_ms'] / floor_ms:11.2f}x "
+            f"{rows[name]['agree']:>3}/{args.new}"
+        )
+    kv = 2 * config.n_layer * config.n_embd * (args.prompt + args.new // 2) * 4
+    print(
+        f"\n(a decode step also reads the KV cache: {kv / 1e6:.0f} MB fp32 at the mean context"
+        f" of {args.prompt + args.new // 2} tokens, {1e3 * kv / best_bw:.2f} ms at that bandwidth)"
+    )
+    print(
+        f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
+        f"{time.strftime('%Y-%m-%d')}, load average {os.getloadavg()[0]:.1f}"
+    )
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "bandwidth": bw}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
