@@ -235,8 +235,8 @@ def test_complete_and_list_with_the_pulled_bundle(
     settings = json.dumps({"model": {"path": CODEGEN}})  # the repo id as a short name
     out = jpilot(env, "complete", str(source), "--line", "4", "--col", "12", "--json",
                  "--settings", settings)  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    answer = json.loads(out.stdout)
+    answer = json.loads(out.stdout)  # a random model's answer may be dropped: exit status 1
+    assert out.returncode == (0 if answer["status"] == "ok" else 1), out.stderr
     assert answer["range"]["start"] == {"line": 3, "character": 11}
     assert answer["status"] in ("ok", "empty")
 
