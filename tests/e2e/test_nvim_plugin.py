@@ -435,3 +435,13 @@ def test_a_missing_model_is_reported_once(workdir: Path, tmp_path: Path) -> None
         wait_for("the missing-model message", reports)
         time.sleep(0.5)  # room for a second one to arrive
         assert len(reports()) == 1, reports()
+
+
+def test_the_documented_minimal_setup_starts_without_warnings(workdir: Path) -> None:
+    # docs/EDITORS.md: require('jpilot').setup({ python = ... }) and nothing else. An empty
+    # Lua table used to reach the server as a JSON list ("settings must be an object").
+    with running_nvim(workdir, {}, name="minimal") as vim:
+        wait_for("the default model", lambda: server_status(vim)["model"]["state"] == "ready")
+        out = vim.exec_lua("return vim.api.nvim_exec2('messages', { output = true }).output")
+        assert "jpilot settings" not in out, out
+        assert server_status(vim)["model"]["error"] is None

@@ -71,3 +71,11 @@ def test_update_over_base_keeps_other_values():
     base, _ = parse_settings({"completion": {"maxTokens": 7}})
     settings, _ = parse_settings({"context": {"maxTokens": 99}}, base)
     assert settings.completion.max_tokens == 7 and settings.context.max_tokens == 99
+
+
+def test_an_empty_lua_table_is_an_empty_object():
+    # Neovim encodes `{}` as a JSON list: `init_options = {}` and `settings = {jpilot = {}}`
+    for data in ([], {"jpilot": []}, {"jpilot": {}}):
+        settings, errors = parse_settings(data)
+        assert (settings, errors) == (Settings(), [])
+    assert parse_settings([1])[1] == ["settings must be an object, got list"]

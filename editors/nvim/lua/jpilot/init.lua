@@ -268,6 +268,9 @@ end
 ---@param opts jpilot.Options
 local function start_server(opts)
   local settings = M.server_settings(opts)
+  if vim.tbl_isempty(settings) then
+    settings = vim.empty_dict() -- or it is sent as a JSON list, not an object
+  end
   local config = {
     cmd = M.server_cmd(opts),
     filetypes = opts.filetypes,
