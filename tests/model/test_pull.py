@@ -396,3 +396,22 @@ def test_interrupted_download_says_how_to_resume(offline_hub: Path, monkeypatch,
     assert err[-1] == (f"error: download of {GPTJ} was interrupted (Connection broken: "
                        "IncompleteRead); run the same command again to resume it")  # fmt: skip
     assert not offline_hub.exists() or list(offline_hub.iterdir()) == []
+
+
+def test_the_hub_cache_resolves_like_a_download(hub: Path) -> None:
+    """huggingface_hub itself finds the test repos offline, by branch and by commit."""
+    from huggingface_hub import snapshot_download
+
+    by_ref = snapshot_download(CODEGEN, cache_dir=hub, local_files_only=True)
+    by_sha = snapshot_download(CODEGEN, revision=CODEGEN_SHA, cache_dir=hub, local_files_only=True)
+    assert Path(by_ref) == Path(by_sha) == snapshot(hub, CODEGEN, CODEGEN_SHA)
+    assert (Path(by_ref) / "pytorch_model.bin").resolve().parent.name == "blobs"
+
+
+def test_unknown_revision_offline(offline_hub: Path, capsys) -> None:
+    from jpilot.lsp.cli import main
+
+    assert main(["model", "pull", CODEGEN, "--revision", "v9"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"error: {CODEGEN} at revision 'v9' is not in the Hugging Face cache")
+    assert not offline_hub.exists()
