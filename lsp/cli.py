@@ -1,4 +1,4 @@
-"""The `jpilot` command line: `jpilot serve`, `jpilot complete` and `jpilot model ...`."""
+"""The `jpilot` command line: `jpilot serve`, `complete`, `model ...` and `pool serve`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from jpilot.model import cli as model_cli
+from jpilot.model.serve import cli as pool_cli
 from jpilot.model.version import package_version
 
 
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"jpilot {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     model_cli.add_parser(commands)
+    pool_cli.add_parser(commands)
     from jpilot.lsp import commands as lsp_commands
 
     lsp_commands.add_parsers(commands)

@@ -1,0 +1,238 @@
+"""One pool replica: an Engine behind async methods that a client disconnect can cancel.
+
+- Generation runs on the engine's own worker thread; the event loop only awaits it, so
+  Serve can cancel the request's task. A cancelled task sets the engine's cancel token,
+  and decoding stops before its next token. `stats` counts what happened (the test of
+  cancellation reads `tokens_after_cancel`: tokens the engine emitted after the token was
+  set, which must stay within one step).
+- Streaming yields the text as it grows, holding back what a stop string or a split
+  UTF-8 character could still take back.
+- Prompts: `prompt` alone, or fill-in-the-middle in the bundle's own FIM format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jpilot.model.engine import Engine, GenerationConfig, GenerationResult
+from jpilot.model.serve import api
+from jpilot.model.serve.api import CompletionRequest, RequestError
+
+
+@dataclass
+class Stats:
+    """What one replica has served since it started (GET /v1/jpilot/stats)."""
+
+    requests: int = 0  # completions answered or cancelled
+    ongoing: int = 0  # completions in flight now (the queue on this replica)
+    prompt_tokens: int = 0  # prompt tokens over all completions
+    cached_tokens: int = 0  # of those, served from the prefix cache
+    completion_tokens: int = 0  # generated tokens
+    cancelled: int = 0  # generations the cancel token stopped (client gone)
+    tokens_after_cancel: int = 0  # tokens emitted after a cancel was set (at most 1 each)
+    sessions: dict[str, int] = field(default_factory=dict)  # requests per x-session-id (recent)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the stats as JSON-ready values, with the cached-token ratio."""
+        ratio = self.cached_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
+        return {**self.__dict__, "cached_ratio": ratio}
+
+
+# told of each request's start (result and seconds None) and end: result, seconds, ongoing
+Observer = Callable[[GenerationResult | None, float | None, int], None]
+
+
+def held_back(text: str, stops: list[str]) -> int:
+    """Return how many trailing characters of `text` a later token could still change."""
+    keep = len(text) - len(text.rstrip("\ufffd"))  # a UTF-8 character split across tokens
+    for stop in stops:
+        for k in range(min(len(stop) - 1, len(text)), 0, -1):
+            if text.endswith(stop[:k]):
+                keep = max(keep, k)
+                break
+    return keep
+
+
+class PoolEngine:
+    """A replica's engine: prompts built from requests, generation cancellable from asyncio."""
+
+    def __init__(self, engine: Engine, name: str, observer: Observer | None = None) -> None:
+        self.engine = engine
+        self.name = name  # the model name clients see in /v1/models and answers
+        self.tokenizer = engine.tokenizer
+        self.n_positions = engine.n_positions
+        self.stats = Stats()
+        self._observe = observer or (lambda result, seconds, ongoing: None)
+        self._lock = threading.Lock()  # stats are updated from the worker thread too
+
+    # ------------------------------------------------------------------ prompts
+    def prompt_ids(self, req: CompletionRequest) -> list[int]:
+        """Return the prompt's token ids: FIM in the bundle's format when there is a suffix."""
+        budget = max(1, self.n_positions - req.max_tokens)
+        if req.suffix is not None and self.tokenizer.fim is not None:
+            ids = self.tokenizer.infill_prompt(req.prompt, req.suffix, budget)
+        else:
+            ids = self.tokenizer.encode(req.prompt)
+            ids = ids if req.echo else ids[-budget:]
+        if not ids:
+            raise RequestError("'prompt' is empty; send the text before the cursor")
+        return ids
+
+    def _config(self, req: CompletionRequest) -> GenerationConfig:
+        """Return the engine's settings for a request."""
+        return GenerationConfig(
+            max_new_tokens=req.max_tokens,
+            temperature=req.temperature,
+            top_p=req.top_p,
+            stop=tuple(req.stop),
+            seed=req.seed,
+        )
+
+    # --------------------------------------------------------------- the worker
+    def _generate(
+        self, ids: list[int], req: CompletionRequest, cancel: threading.Event, emit: Any
+    ) -> GenerationResult:
+        """Run one generation on the engine's worker thread; count how it ended."""
+
+        def on_token(token: int, text: str) -> None:
+            if cancel.is_set():
+                with self._lock:
+                    self.stats.tokens_after_cancel += 1
+            if emit is not None:
+                emit(text)
+            if req.debug_step_delay:
+                time.sleep(req.debug_step_delay)
+
+        result = self.engine.generate(ids, self._config(req), cancel=cancel, on_token=on_token)
+        with self._lock:
+            self.stats.cancelled += result.finish_reason == "cancelled"
+        return result
+
+    def _begin(self, session: str | None) -> float:
+        """Count a request in; return its start time."""
+        with self._lock:
+            self.stats.requests += 1
+            self.stats.ongoing += 1
+            if session:
+                self.stats.sessions[session] = self.stats.sessions.get(session, 0) + 1
+                if len(self.stats.sessions) > 1000:  # keep the most recent sessions only
+                    self.stats.sessions.pop(next(iter(self.stats.sessions)))
+            ongoing = self.stats.ongoing
+        self._observe(None, None, ongoing)
+        return time.monotonic()
+
+    def _end(self, result: GenerationResult | None, start: float) -> None:
+        """Count a request out, with its tokens, and tell the observer."""
+        with self._lock:
+            self.stats.ongoing -= 1
+            if result is not None:
+                self.stats.prompt_tokens += result.prompt_tokens
+                self.stats.cached_tokens += result.reused_tokens
+                self.stats.completion_tokens += len(result.tokens)
+            ongoing = self.stats.ongoing
+        self._observe(result, time.monotonic() - start, ongoing)
+
+    async def _on_worker(self, cancel: threading.Event, fn: Any, *args: Any) -> Any:
+        """Await `fn(*args)` on the engine's worker; if this task is cancelled, set `cancel`."""
+        future = self.engine.submit(fn, *args)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            cancel.set()  # the decode loop stops before its next token
+            raise
+
+    # ------------------------------------------------------------- completions
+    async def complete(self, req: CompletionRequest, session: str | None = None) -> dict:
+        """Answer a non-streamed completion, with logprobs if asked."""
+        ids = self.prompt_ids(req)
+        cancel, result, start = threading.Event(), None, self._begin(session)
+        try:
+            tokens: list[int] = []
+            if req.max_tokens > 0:
+                result = await self._on_worker(cancel, self._generate, ids, req, cancel, None)
+                tokens = result.tokens
+            logprobs = None
+            if req.logprobs is not None:
+                logprobs = await self._logprobs(ids, req, result, tokens, cancel)
+            text = (req.prompt if req.echo else "") + (result.text if result else "")
+            reason = api.finish_reason(result.finish_reason) if result else "length"
+            prompt_tokens = result.prompt_tokens if result else len(ids)
+            cached = result.reused_tokens if result else 0
+            use = api.usage(prompt_tokens, len(tokens), cached)
+            return api.completion(api.completion_id(), self.name, text, reason, logprobs, use)
+        finally:
+            self._end(result, start)
+
+    async def _logprobs(
+        self,
+        ids: list[int],
+        req: CompletionRequest,
+        result: GenerationResult | None,
+        tokens: list[int],
+        cancel: threading.Event,
+    ) -> dict:
+        """Score the prompt (with echo) and the generated tokens; return the logprobs object."""
+        context = ids if result is None else ids[-result.prompt_tokens :]
+        if req.echo:
+            context = ids  # echo scores the whole prompt (score_detail windows long ones)
+        scored = await self._on_worker(cancel, self.engine.score_detail, context + tokens, cancel)
+        logp = [float(x) for x in scored.logp]  # logp[i] scores token i + 1
+        pieces = [self.tokenizer.decode(tokens[: i + 1]) for i in range(len(tokens))]
+        gen_pieces = [p[len(q) :] for p, q in zip(pieces, ["", *pieces], strict=False)]
+        gen_logp = logp[len(context) - 1 :]
+        if not req.echo:
+            return api.logprobs_object(gen_pieces, gen_logp, tokens)
+        _, offsets = self.tokenizer.encode_offsets(req.prompt)
+        starts = [0] + [a for a, _ in offsets[1:]]  # pieces cover the prompt, gaps included
+        ends = [*starts[1:], len(req.prompt)]
+        prompt_pieces = [req.prompt[a:b] for a, b in zip(starts, ends, strict=True)]
+        token_logprobs: list[float | None] = [None, *logp]
+        return api.logprobs_object(prompt_pieces + gen_pieces, token_logprobs, context + tokens)
+
+    async def stream(self, req: CompletionRequest, session: str | None = None) -> AsyncIterator:
+        """Yield server-sent events of a completion as it grows, then usage and [DONE]."""
+        ids = self.prompt_ids(req)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        cancel, result, start = threading.Event(), None, self._begin(session)
+        cid, sent = api.completion_id(), 0
+        future = asyncio.wrap_future(
+            self.engine.submit(
+                self._generate,
+                ids,
+                req,
+                cancel,
+                lambda t: loop.call_soon_threadsafe(queue.put_nowait, t),
+            )
+        )
+        future.add_done_callback(lambda _: queue.put_nowait(None))
+        try:
+            done = False
+            while not done:
+                text = await queue.get()
+                done = text is None
+                while not done and not queue.empty():  # tokens came faster than sent: batch
+                    later = queue.get_nowait()
+                    done, text = later is None, later or text
+                if text is None:
+                    break
+                ready = len(text) - held_back(text, req.stop)
+                if ready > sent:
+                    yield api.sse(
+                        api.completion(cid, self.name, text[sent:ready], None, None, None)
+                    )
+                    sent = ready
+            result = await future
+            reason = api.finish_reason(result.finish_reason)
+            use = api.usage(result.prompt_tokens, len(result.tokens), result.reused_tokens)
+            yield api.sse(api.completion(cid, self.name, result.text[sent:], reason, None, use))
+            yield api.sse("[DONE]")
+        finally:
+            if not future.done():
+                cancel.set()  # the client went away: stop decoding before the next token
+            self._end(result, start)
