@@ -14,6 +14,11 @@ eager's, so a wrong model cannot look fast.
 
 Run:  python bench/real_shapes.py [--shape codegen-350M] [--prompt 512] [--new 64]
       [--repeats 3] [--formats int8,int4] [--device cpu|cuda] [--no-optimum] [--json F]
+      [--work DIR]
+Shapes: those of tests/real_shapes.py, and `gptj-6B` (the whole model), which is written
+to disk as fp16 safetensors and loaded by transformers (fp16 on CUDA, fp32 on CPU). On
+CUDA eager runs in fp16, the bandwidth is a device-to-device copy, and fp32/fp16 bundles
+also get a logit-parity line.
 Needs the [train] extra (torch, transformers, optimum-onnx).
 """
 
@@ -142,25 +147,33 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--no-optimum", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--work", type=Path, help="folder for the checkpoint and bundles")
     args = parser.parse_args()
 
     import torch
-    from real_shapes import gptj_source, make_model, save_model
+    from real_shapes import FULL, gptj_source, make_model, save_model, write_random_gptj
 
     from jpilot.model.export import export_bundle
 
     torch.set_num_threads(len(os.sched_getaffinity(0)))
-    bw = bandwidth()
+    cuda = args.device == "cuda"
+    bw = gpu_bandwidth() if cuda else bandwidth()
     best_bw = max(bw.values())
-    model = make_model(args.shape)
-    config = model.config
-    rng = np.random.default_rng(0)
-    prompt = rng.integers(0, config.vocab_size, args.prompt).tolist()
     results: dict[str, dict] = {}
     floors: dict[str, int] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         root = Path(tmp)
-        src = gptj_source(save_model(model, root / args.shape), root)
+        if args.shape in FULL:  # too big to build in torch: written to disk, then loaded
+            from transformers import GPTJForCausalLM
+
+            src = write_random_gptj(root / args.shape, args.shape, "F16")
+            dtype = torch.float16 if cuda else torch.float32
+            model = GPTJForCausalLM.from_pretrained(src, dtype=dtype).eval()
+        else:
+            model = make_model(args.shape)
+            src = gptj_source(save_model(model, root / args.shape), root)
+        config = model.config
+        prompt = np.random.default_rng(0).integers(0, config.vocab_size, args.prompt).tolist()
         bundles = {}
         for fmt in args.formats.split(","):
             bundles[fmt] = export_bundle(
@@ -168,31 +181,67 @@ def main() -> None:
                 quantize=fmt if fmt in ("int8", "int4") else None, kv_cache="static",
             )  # fmt: skip
             floors[f"jpilot {fmt}"] = matmul_weight_bytes(bundles[fmt] / "model.onnx")
-        eager_bytes = sum(p.numel() * p.element_size() for n, p in model.named_parameters()
-                          if "wte" not in n)  # fmt: skip
-        if args.device == "cuda":
+        # a decode step reads every weight but the embedding table (one row of it)
+        floors["transformers eager"] = sum(
+            p.numel() * (2 if cuda else 4) for n, p in model.named_parameters() if "wte" not in n
+        )
+        if cuda:
             model = model.half().to("cuda")
-            eager_bytes //= 2
+        reference = eager_logits(model, prompt)
         results["transformers eager"] = time_hf(model, prompt, args.new, args.repeats, args.device)
-        floors["transformers eager"] = eager_bytes
         del model
         for fmt, bundle in bundles.items():
-            results[f"jpilot {fmt}"] = time_jpilot(
-                bundle, prompt, args.new, args.repeats, args.device
-            )
+            row = time_jpilot(bundle, prompt, args.new, args.repeats, args.device)
+            if fmt in ("fp32", "fp16"):  # parity: last-position logits against eager's
+                row["logit_diff"] = logit_diff(bundle, prompt, reference, args)
+            results[f"jpilot {fmt}"] = row
         if not args.no_optimum:
             from optimum.exporters.onnx import main_export
             from optimum.onnxruntime import ORTModelForCausalLM
 
             main_export(str(src), str(root / "optimum"), task="text-generation-with-past",
                         do_validation=False, device=args.device)  # fmt: skip
-            provider = "CUDAExecutionProvider" if args.device == "cuda" else "CPUExecutionProvider"
+            provider = "CUDAExecutionProvider" if cuda else "CPUExecutionProvider"
             ort_model = ORTModelForCausalLM.from_pretrained(
                 root / "optimum", use_cache=True, use_io_binding=True, provider=provider
             )
             results["optimum ORT"] = time_hf(ort_model, prompt, args.new, args.repeats, args.device)
-            floors["optimum ORT"] = eager_bytes
+            floors["optimum ORT"] = floors["transformers eager"] * (2 if cuda else 1)  # fp32
     report(args, config, results, floors, bw, best_bw)
+
+
+def eager_logits(model, prompt: list[int]) -> np.ndarray:
+    """Return eager's logits of the prompt's last position, as float32."""
+    import torch
+
+    ids = torch.tensor([prompt], device=model.device)
+    with torch.no_grad():
+        return model(ids).logits[0, -1].float().cpu().numpy()
+
+
+def logit_diff(bundle: Path, prompt: list[int], reference: np.ndarray, args) -> float:
+    """Return the largest |logit difference| of a bundle's last position against eager's."""
+    from jpilot.model.engine import Engine, EngineConfig
+
+    engine = Engine(bundle, EngineConfig(device=args.device))
+    logits, _ = engine._forward(prompt, engine._empty_kv(), 0)
+    return float(np.abs(logits[-1].astype(np.float32) - reference).max())
+
+
+def gpu_bandwidth(gib: float = 1.0, repeats: int = 5) -> dict[str, float]:
+    """Measure GPU memory bandwidth in bytes/s: best device-to-device copy (read + write)."""
+    import torch
+
+    src = torch.ones(int(gib * 2**30) // 4, device="cuda")
+    dst = torch.empty_like(src)
+    best = 0.0
+    for _ in range(repeats + 1):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        dst.copy_(src)
+        torch.cuda.synchronize()
+        best = max(best, 2 * src.numel() * 4 / (time.perf_counter() - t0))
+    return {"cuda_copy": best}
 
 
 def report(args, config, results: dict, floors: dict, bw: dict, best_bw: float) -> None:
@@ -219,6 +268,9 @@ def report(args, config, results: dict, floors: dict, bw: dict, best_bw: float) 
             f"{floors[name] / 1e6:10.0f} {floor_ms:9.2f} {r['decode_ms'] / floor_ms:11.2f}x "
             f"{rows[name]['agree']:>3}/{args.new}"
         )
+    for name, r in results.items():
+        if "logit_diff" in r:
+            print(f"parity: {name} last-position logits vs eager: max |diff| {r['logit_diff']:.2e}")
     kv = 2 * config.n_layer * config.n_embd * (args.prompt + args.new // 2) * 4
     print(
         f"\n(a decode step also reads the KV cache: {kv / 1e6:.0f} MB fp32 at the mean context"
