@@ -4,6 +4,7 @@
  * diagnostics through its built-in LSP features. This file adds settings, the status bar
  * item, commands, and clear messages when Python, jpilot or the model is missing.
  */
+import * as os from 'os';
 import * as vscode from 'vscode';
 import {
   CloseAction,
@@ -141,7 +142,11 @@ function keepOwnCommands(c: LanguageClient): void {
 /** Start the language client (after a preflight check of the server command). */
 async function start(context: vscode.ExtensionContext): Promise<void> {
   const config = vscode.workspace.getConfiguration('jpilot');
-  const server = serverCommand(config.get('server.command'), config.get('server.pythonPath'));
+  const server = serverCommand(config.get('server.command'), config.get('server.pythonPath'), {
+    home: os.homedir(),
+    workspaceFolder: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
+    env: process.env,
+  });
   status.set('loading', `starting ${server.command}`);
   const check = await preflight(server);
   if (!check.ok) {

@@ -13,8 +13,8 @@ export interface PreflightResult {
 }
 
 const INSTALL_HINT =
-  'Install jpilot into a Python 3.10+ environment (`python -m pip install jpilot`, or ' +
-  '`pip install -e .` in a jpilot checkout), then set jpilot.server.pythonPath to that ' +
+  'Install jpilot into a Python 3.11+ environment (`python -m pip install /path/to/jpilot`, ' +
+  'a jpilot checkout), then set jpilot.server.pythonPath to that ' +
   "environment's python, or jpilot.server.command to its `jpilot` executable plus `serve`.";
 
 function run(command: string, args: string[], timeoutMs: number): Promise<{ code: number | string | null; stderr: string }> {

@@ -66,17 +66,48 @@ export interface ServerCommand {
   source: 'jpilot.server.command' | 'jpilot.server.pythonPath' | 'PATH';
 }
 
+/** What `~` and `${...}` in a path setting stand for. */
+export interface PathVariables {
+  home: string;
+  workspaceFolder?: string; // the first workspace folder, if one is open
+  env?: Record<string, string | undefined>;
+}
+
+/**
+ * Expand `~`, `${userHome}`, `${workspaceFolder}` and `${env:NAME}` in a path setting, as
+ * VS Code's own settings do; VS Code leaves an extension's settings unexpanded. A variable
+ * with no value (no folder open, an unset variable) is left as written, so the error that
+ * follows names it.
+ */
+export function expandPath(value: string, vars: PathVariables): string {
+  let out = value.trim();
+  if (out === '~' || out.startsWith('~/')) {
+    out = vars.home + out.slice(1);
+  }
+  return out.replace(/\$\{(userHome|workspaceFolder|env:([A-Za-z_][A-Za-z0-9_]*))\}/g,
+    (whole: string, name: string, envName?: string) => {
+      const value = envName !== undefined ? vars.env?.[envName]
+        : name === 'userHome' ? vars.home : vars.workspaceFolder;
+      return value ?? whole;
+    });
+}
+
 /** Choose how to start the server from `jpilot.server.command` / `jpilot.server.pythonPath`. */
-export function serverCommand(command: unknown, pythonPath: unknown): ServerCommand {
+export function serverCommand(
+  command: unknown,
+  pythonPath: unknown,
+  vars: PathVariables = { home: '' },
+): ServerCommand {
+  const expand = (value: string) => (vars.home ? expandPath(value, vars) : value);
   if (Array.isArray(command) && command.length > 0 && command.every((c) => typeof c === 'string')) {
     const [head, ...rest] = command as string[];
     if (head.trim() !== '') {
-      return { command: head, args: rest, source: 'jpilot.server.command' };
+      return { command: expand(head), args: rest, source: 'jpilot.server.command' };
     }
   }
   if (typeof pythonPath === 'string' && pythonPath.trim() !== '') {
     return {
-      command: pythonPath,
+      command: expand(pythonPath),
       args: ['-m', 'jpilot.lsp.cli', 'serve'],
       source: 'jpilot.server.pythonPath',
     };

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -42,7 +42,7 @@ const {
   StreamMessageWriter,
   WorkDoneProgressCreateRequest,
 } = require('vscode-languageserver-protocol/node');
-const { serverCommand, toServerSettings } = require('../dist/serverSettings.js');
+const { expandPath, serverCommand, toServerSettings } = require('../dist/serverSettings.js');
 const { preflight } = require('../dist/preflight.js');
 
 const PYTHON = process.env.JPILOT_PYTHON;
@@ -134,6 +134,33 @@ describe('the extension helpers', () => {
     assert.deepEqual(serverCommand([], PYTHON),
       { command: PYTHON, args: ['-m', 'jpilot.lsp.cli', 'serve'], source: 'jpilot.server.pythonPath' });
     assert.deepEqual(serverCommand([], ''), { command: 'jpilot', args: ['serve'], source: 'PATH' });
+  });
+
+  test('~ and ${...} in the server paths are expanded, as docs/EDITORS.md writes them', () => {
+    const vars = { home: '/home/ada', workspaceFolder: '/work/proj', env: { VENV: '/opt/venv' } };
+    assert.equal(expandPath('~/.jpilot/bin/python', vars), '/home/ada/.jpilot/bin/python');
+    assert.equal(expandPath('~', vars), '/home/ada');
+    assert.equal(expandPath('${workspaceFolder}/.venv/bin/python', vars), '/work/proj/.venv/bin/python');
+    assert.equal(expandPath('${userHome}/py', vars), '/home/ada/py');
+    assert.equal(expandPath('${env:VENV}/bin/python', vars), '/opt/venv/bin/python');
+    assert.equal(expandPath('/a/~b/python', vars), '/a/~b/python'); // only a leading ~
+    assert.equal(expandPath('${workspaceFolder}/py', { home: '/h' }), '${workspaceFolder}/py');
+    assert.equal(expandPath('${env:NOPE}/py', vars), '${env:NOPE}/py');
+    assert.deepEqual(serverCommand([], '~/.jpilot/bin/python', vars),
+      { command: '/home/ada/.jpilot/bin/python', args: ['-m', 'jpilot.lsp.cli', 'serve'],
+        source: 'jpilot.server.pythonPath' });
+    assert.deepEqual(serverCommand(['${workspaceFolder}/bin/jpilot', 'serve'], '', vars),
+      { command: '/work/proj/bin/jpilot', args: ['serve'], source: 'jpilot.server.command' });
+  });
+
+  test('a pythonPath under ~ reaches a real Python', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'jpilot-home-'));
+    mkdirSync(join(home, '.jpilot', 'bin'), { recursive: true });
+    writeFileSync(join(home, '.jpilot', 'bin', 'python'), `#!/bin/sh\nexec "${PYTHON}" "$@"\n`,
+      { mode: 0o755 });
+    const server = serverCommand([], '~/.jpilot/bin/python', { home });
+    assert.equal(server.command, join(home, '.jpilot', 'bin', 'python'));
+    assert.deepEqual(await preflight(server), { ok: true, message: '' });
   });
 
   test('preflight accepts a Python that has jpilot', async () => {

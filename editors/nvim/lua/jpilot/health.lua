@@ -57,7 +57,7 @@ local function check_server(jpilot)
   local exe = cmd[1]
   if vim.fn.executable(exe) == 0 then
     health.error(('`%s` was not found or is not executable'):format(exe), {
-      'install jpilot: python3 -m venv ~/.jpilot && ~/.jpilot/bin/pip install jpilot',
+      'install jpilot: python3 -m venv ~/.jpilot && ~/.jpilot/bin/pip install /path/to/jpilot',
       "then setup{ python = '~/.jpilot/bin/python' } or setup{ cmd = { '~/.jpilot/bin/jpilot', 'serve' } }",
     })
     return
@@ -73,7 +73,7 @@ local function check_server(jpilot)
       health.ok(('python %s (%s), jpilot %s'):format(py or '?', python, version or '?'))
     else
       health.error(('%s cannot import jpilot: %s'):format(python, out:match('[^\n]*$')),
-        { ('%s -m pip install jpilot'):format(python) })
+        { ('%s -m pip install /path/to/jpilot'):format(python) })
     end
   else
     local code, out = run({ exe, '--version' }, 30000)

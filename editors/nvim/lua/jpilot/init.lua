@@ -292,7 +292,7 @@ local function start_server(opts)
   M.state.config = config
   if vim.fn.executable(config.cmd[1]) == 0 then
     vim.notify(('jpilot: `%s` was not found or is not executable, so jpilot cannot start. '
-      .. 'Install jpilot (python -m pip install jpilot) and pass python = "/path/to/python" '
+      .. 'Install jpilot (python -m pip install /path/to/jpilot, a checkout) and pass python = "/path/to/python" '
       .. 'or cmd = { "/path/to/jpilot", "serve" } to setup(); see :checkhealth jpilot')
       :format(config.cmd[1]), vim.log.levels.ERROR)
   end
