@@ -144,3 +144,25 @@ def test_extension_sends_every_schema_setting_to_the_server() -> None:
     schema = set(package["contributes"]["configuration"]["properties"])
     client_only = {"jpilot.server.command", "jpilot.server.pythonPath", "jpilot.trace.server"}
     assert keys == schema - client_only
+
+
+# Settings that choose the program the extension runs, the model it loads, or where code
+# and a token are sent: a repository's .vscode/settings.json must not set them.
+MACHINE_ONLY = {
+    "jpilot.server.command",
+    "jpilot.server.pythonPath",
+    "jpilot.model.path",
+    "jpilot.model.url",
+    "jpilot.model.tokenEnv",
+}
+
+
+def test_a_workspace_cannot_choose_the_program_the_model_or_the_destination() -> None:
+    package = json.loads((VSCODE / "package.json").read_text(encoding="utf-8"))
+    schema = package["contributes"]["configuration"]["properties"]
+    guarded = MACHINE_ONLY & set(schema)
+    assert {"jpilot.server.command", "jpilot.server.pythonPath", "jpilot.model.path"} <= guarded
+    assert {name: schema[name]["scope"] for name in guarded} == dict.fromkeys(guarded, "machine")
+    trust = package["capabilities"]["untrustedWorkspaces"]
+    assert trust["supported"] == "limited" and trust["description"]
+    assert set(trust["restrictedConfigurations"]) == guarded
