@@ -132,7 +132,7 @@ class Checkpoint:
         array = np.empty(entry.end - entry.start, dtype=np.uint8)
         with open(entry.file, "rb") as fh:
             fh.seek(entry.start)
-            if fh.readinto(memoryview(array)) != array.size:
+            if fh.readinto(array.data) != array.size:
                 raise ModelError(f"{entry.file} is truncated (tensor {name!r}); download it again")
         return array.view(ST_DTYPES[entry.dtype]).reshape(entry.shape)
 
@@ -181,4 +181,4 @@ def write_safetensors(
             if tuple(array.shape) != tuple(shape) or array.dtype != ST_DTYPES[code]:
                 raise ModelError(f"tensor {name!r} came out {array.dtype}{list(array.shape)}, "
                                  f"not {code}{list(shape)}")  # fmt: skip
-            fh.write(memoryview(array).cast("B"))
+            fh.write(array.data.cast("B"))

@@ -64,7 +64,7 @@ class Initializers:
         pad = -self._offset % ALIGN
         self._file.write(b"\0" * pad)
         self._offset += pad
-        self._file.write(memoryview(array).cast("B") if array.nbytes else b"")
+        self._file.write(array.data.cast("B") if array.nbytes else b"")
         fields = {"location": self.location, "offset": self._offset, "length": array.nbytes}
         for key, value in fields.items():
             entry = tensor.external_data.add()
