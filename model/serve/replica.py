@@ -32,7 +32,8 @@ class Stats:
     ongoing: int = 0  # completions in flight now (the queue on this replica)
     prompt_tokens: int = 0  # prompt tokens over all completions
     cached_tokens: int = 0  # of those, served from the prefix cache
-    completion_tokens: int = 0  # generated tokens
+    completion_tokens: int = 0  # generated tokens of the completions answered
+    decoded_tokens: int = 0  # tokens the engine produced, cancelled generations included
     cancelled: int = 0  # generations the cancel token stopped (client gone)
     tokens_after_cancel: int = 0  # tokens emitted after a cancel was set (at most 1 each)
     sessions: dict[str, int] = field(default_factory=dict)  # requests per x-session-id (recent)
@@ -100,9 +101,9 @@ class PoolEngine:
         """Run one generation on the engine's worker thread; count how it ended."""
 
         def on_token(token: int, text: str) -> None:
-            if cancel.is_set():
-                with self._lock:
-                    self.stats.tokens_after_cancel += 1
+            with self._lock:
+                self.stats.decoded_tokens += 1
+                self.stats.tokens_after_cancel += cancel.is_set()
             if emit is not None:
                 emit(text)
             if req.debug_step_delay:

@@ -1,0 +1,232 @@
+"""The pool end to end: one local Ray, 2 replicas of the embedded bundle, real clients.
+
+The `openai` Python client is the third-party client. One Ray cluster and one Serve
+application serve the whole module (starting Ray is the slow part); the test that kills
+a replica runs last.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray's pydantic use
+
+with warnings.catch_warnings():  # Ray's own pydantic deprecations, at import
+    warnings.simplefilter("ignore", DeprecationWarning)
+    ray = pytest.importorskip("ray")
+    serve = pytest.importorskip("ray.serve")
+openai = pytest.importorskip("openai")
+httpx = pytest.importorskip("httpx")
+
+from jpilot.model.default import default_bundle_path  # noqa: E402
+from jpilot.model.engine import Engine, EngineConfig, GenerationConfig  # noqa: E402
+from jpilot.model.serve.api import hash_token  # noqa: E402
+from jpilot.model.serve.app import build_app  # noqa: E402
+
+TOKEN = "test-token-0123456789abcdef"
+PREFIX = "import os\n\n\ndef read_file(path):\n    with open(path) as f:\n        "
+SUFFIX = "\n\n\ndef write_file(path, text):\n    pass\n"
+
+
+def free_port() -> int:
+    """Return a TCP port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[str]:
+    """Start one local Ray and the pool (2 replicas, a token); yield its base URL."""
+    port = free_port()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        app = build_app(
+            str(default_bundle_path()),
+            "default",
+            [hash_token(TOKEN)],
+            replicas=2,
+            cpus_per_replica=1,
+            max_ongoing_requests=4,
+            debug=True,  # lets a request slow its decode down (the cancellation test)
+        )
+        serve.run(app, name="jpilot", route_prefix="/")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def client(pool: str) -> openai.OpenAI:
+    """An OpenAI client of the pool."""
+    return openai.OpenAI(base_url=f"{pool}/v1", api_key=TOKEN, max_retries=0, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def local() -> Engine:
+    """The same bundle in this process, to check what the pool answers."""
+    return Engine(default_bundle_path(), EngineConfig(device="cpu", threads=1))
+
+
+def complete(client: openai.OpenAI, session: str, **kwargs) -> tuple[str, object]:
+    """Return (replica, completion) for one request of a session."""
+    args = {"model": "default", "prompt": PREFIX, "max_tokens": 4, "temperature": 0} | kwargs
+    raw = client.completions.with_raw_response.create(
+        **args, extra_headers={"x-session-id": session}
+    )
+    return raw.headers["x-jpilot-replica"], raw.parse()
+
+
+def stats(pool: str, session: str) -> dict:
+    """Return the counters of the replica that serves `session`."""
+    headers = {"authorization": f"Bearer {TOKEN}", "x-session-id": session}
+    answer = httpx.get(f"{pool}/v1/jpilot/stats", headers=headers, timeout=30)
+    answer.raise_for_status()
+    return answer.json()
+
+
+def test_health_models_and_tokenizer(pool: str, client: openai.OpenAI) -> None:
+    assert httpx.get(f"{pool}/health", timeout=30).json() == {"status": "ok"}
+    models = client.models.list()
+    assert [m.id for m in models.data] == ["default"]
+    card = models.data[0].model_extra["jpilot"]
+    assert card["fim"] is True and card["n_positions"] == 512
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    tok = httpx.get(f"{pool}/v1/jpilot/tokenizer", headers=auth, timeout=30)
+    assert tok.json() == json.loads(Path(default_bundle_path(), "tokenizer.json").read_text())
+    assert tok.headers["x-jpilot-replica"]
+
+
+def test_fim_completion_is_the_bundles_own_format(client: openai.OpenAI, local: Engine) -> None:
+    replica, answer = complete(client, "fim", suffix=SUFFIX, max_tokens=12)
+    ids = local.tokenizer.infill_prompt(PREFIX, SUFFIX, 512 - 12)
+    expected = local.generate(ids, GenerationConfig(max_new_tokens=12))
+    assert replica
+    assert answer.choices[0].text == expected.text
+    assert answer.usage.prompt_tokens == len(ids)
+    assert answer.choices[0].finish_reason == ("length" if len(expected.tokens) == 12 else "stop")
+    # the session's second request reuses its prompt's KV on the same replica
+    again_replica, again = complete(client, "fim", suffix=SUFFIX, max_tokens=12)
+    assert again_replica == replica
+    assert again.usage.prompt_tokens_details.cached_tokens == len(ids) - 1
+
+
+def test_streamed_completion_matches_the_plain_one(client: openai.OpenAI) -> None:
+    _, plain = complete(client, "stream", max_tokens=16)
+    chunks = list(
+        client.completions.create(
+            model="default",
+            prompt=PREFIX,
+            max_tokens=16,
+            temperature=0,
+            stream=True,
+            extra_headers={"x-session-id": "stream"},
+        )
+    )
+    assert len(chunks) > 2  # the text arrives in pieces
+    assert "".join(c.choices[0].text for c in chunks) == plain.choices[0].text
+    assert [c.choices[0].finish_reason for c in chunks][-1] == plain.choices[0].finish_reason
+    assert chunks[-1].usage.completion_tokens == plain.usage.completion_tokens
+    assert chunks[-1].usage.prompt_tokens_details.cached_tokens > 0
+
+
+def test_logprobs_with_echo(client: openai.OpenAI, local: Engine) -> None:
+    _, answer = complete(
+        client, "echo", prompt="x = 1\ny = 2\n", max_tokens=0, echo=True, logprobs=0
+    )
+    lp = answer.choices[0].logprobs
+    ids = local.tokenizer.encode("x = 1\ny = 2\n")
+    assert "".join(lp.tokens) == "x = 1\ny = 2\n" == answer.choices[0].text
+    assert lp.token_logprobs[0] is None
+    assert lp.token_logprobs[1:] == pytest.approx(list(local.score(ids)), abs=1e-4)
+    assert lp.text_offset[1] == len(lp.tokens[0])
+
+
+def test_missing_or_wrong_token_gets_401(pool: str) -> None:
+    for key in ("wrong-token-0123456789", None):
+        anonymous = openai.OpenAI(base_url=f"{pool}/v1", api_key=key or "x", max_retries=0)
+        with pytest.raises(openai.AuthenticationError):
+            anonymous.completions.create(model="default", prompt="x", max_tokens=1)
+    # no header at all, and a body that is not even JSON: 401 comes before reading it
+    answer = httpx.post(f"{pool}/v1/completions", content=b"{not json", timeout=30)
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "invalid_api_key"
+    assert httpx.get(f"{pool}/v1/models", timeout=30).status_code == 401
+
+
+def test_bad_request_is_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError, match="temperature"):
+        complete(client, "bad", temperature=7)
+
+
+def test_each_session_stays_on_one_replica(client: openai.OpenAI) -> None:
+    seen: dict[str, set[str]] = {}
+    for round_ in range(3):
+        for k in range(12):
+            replica, answer = complete(client, f"doc-{k}", prompt=f"{PREFIX}# {k}\n", max_tokens=2)
+            seen.setdefault(f"doc-{k}", set()).add(replica)
+            if round_:
+                assert answer.usage.prompt_tokens_details.cached_tokens > 0
+    assert all(len(replicas) == 1 for replicas in seen.values()), seen
+    assert len(set().union(*seen.values())) == 2  # both replicas serve sessions
+
+
+def test_client_disconnect_stops_decoding_within_a_step(pool: str, client: openai.OpenAI) -> None:
+    session = "cancel-me"
+    before = stats(pool, session)
+    body = {
+        "prompt": PREFIX,
+        "max_tokens": 200,
+        "temperature": 0,
+        "stream": True,
+        "jpilot_debug_step_delay": 0.05,  # 200 tokens would take 10 s
+    }
+    headers = {"authorization": f"Bearer {TOKEN}", "x-session-id": session}
+    with httpx.stream("POST", f"{pool}/v1/completions", json=body, headers=headers) as answer:
+        got = 0
+        for line in answer.iter_lines():
+            got += line.startswith("data:")
+            if got == 3:
+                break  # leaving the block closes the connection
+    deadline = time.monotonic() + 10
+    while (after := stats(pool, session))["cancelled"] == before["cancelled"]:
+        assert time.monotonic() < deadline, "the replica never saw the disconnect"
+        time.sleep(0.05)
+    assert after["cancelled"] == before["cancelled"] + 1
+    assert after["tokens_after_cancel"] - before["tokens_after_cancel"] <= 1  # within a step
+    assert after["decoded_tokens"] - before["decoded_tokens"] < 60  # far from 200
+    assert after["ongoing"] == 0  # the replica is free again
+    start = time.monotonic()
+    replica, _ = complete(client, session, max_tokens=2)
+    assert replica == after["replica"] and time.monotonic() - start < 5
+
+
+def test_a_killed_replica_is_survived(pool: str, client: openai.OpenAI) -> None:
+    homes = {f"move-{k}": complete(client, f"move-{k}", max_tokens=1)[0] for k in range(8)}
+    victim = next(iter(homes.values()))
+    moved = [s for s, r in homes.items() if r == victim]
+    names = ray.util.list_named_actors(all_namespaces=True)
+    actor = next(a for a in names if a["name"].endswith(f"#{victim}"))
+    ray.kill(ray.get_actor(actor["name"], namespace=actor["namespace"]), no_restart=True)
+    deadline = time.monotonic() + 30
+    for session in moved + [s for s in homes if s not in moved]:
+        while True:  # the proxy may try the dead replica once before it learns of its death
+            try:
+                replica, answer = complete(client, session, max_tokens=2)
+                break
+            except (openai.APIStatusError, openai.APIConnectionError):
+                assert time.monotonic() < deadline, "no replica took over"
+                time.sleep(0.2)
+        assert replica != victim and answer.choices[0].text is not None
+    # once the pool has settled, every request succeeds
+    for session in homes:
+        assert complete(client, session, max_tokens=2)[0] != victim
