@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -22,6 +23,16 @@ def add_parsers(commands: Any) -> None:
     serve.add_argument("--tcp", action="store_true", help="listen on TCP instead of stdio")
     serve.add_argument("--host", default="127.0.0.1", help="TCP host (default: loopback only)")
     serve.add_argument("--port", type=int, default=2087, help="TCP port (default 2087)")
+    serve.add_argument(
+        "--token-file", type=Path,
+        help=f"TCP: the token a client must send as initializationOptions.token (first line "
+        f"of the file; or set ${TOKEN_ENV})",
+    )  # fmt: skip
+    serve.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="TCP: accept clients without a token (any local process can connect)",
+    )
     serve.add_argument("--log-level", default="INFO", help="stderr log level (default INFO)")
     serve.set_defaults(func=run_serve)
 
@@ -72,17 +83,38 @@ def run_serve(args: argparse.Namespace) -> int:
     """Run the language server until exit; return its exit status."""
     setup_logging(args.log_level)
     from jpilot.lsp.handlers import build_server
+    from jpilot.lsp.transport import serve_stdio, serve_tcp
 
-    server = build_server()
     if args.tcp:
-        log.info("listening on %s:%d", args.host, args.port)
-        server.start_tcp(args.host, args.port)
-    else:
-        from jpilot.lsp.transport import serve_stdio
-
-        serve_stdio(server)
+        token = tcp_token(args)
+        if token is None and not args.no_auth:
+            print(f"error: jpilot serve --tcp needs a token: --token-file FILE or ${TOKEN_ENV} "
+                  "(clients send it as initializationOptions.token), or --no-auth to let any "
+                  "process that reaches the port in", file=sys.stderr)  # fmt: skip
+            return 2
+        serve_tcp(build_server, args.host, args.port, token)
+        return 0
+    server = build_server()
+    serve_stdio(server)
     server.model.close()
-    return server.exit_code if server.exit_code is not None else (0 if args.tcp else 1)
+    return server.exit_code if server.exit_code is not None else 1
+
+
+TOKEN_ENV = "JPILOT_TCP_TOKEN"
+
+
+def tcp_token(args: argparse.Namespace) -> str | None:
+    """Return the TCP token from --token-file or the environment, or None."""
+    if args.token_file is not None:
+        try:
+            lines = args.token_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SystemExit(f"error: cannot read --token-file {args.token_file}: {exc}") from None
+        token = lines[0].strip() if lines else ""
+        if not token:
+            raise SystemExit(f"error: --token-file {args.token_file} is empty")
+        return token
+    return os.environ.get(TOKEN_ENV) or None
 
 
 LANGUAGES = {".py": "python", ".js": "javascript", ".ts": "typescript", ".rs": "rust",

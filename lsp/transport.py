@@ -1,20 +1,29 @@
-"""stdio transport with bounded memory: oversized messages are skipped, not buffered.
+"""stdio and TCP transports with bounded memory: oversized messages are skipped.
 
 pygls reads a header line with an unbounded readline() and a body of whatever size its
 Content-Length claims. This reader caps both: a header line is read at most
 MAX_HEADER bytes at a time, and a message claiming more than MAX_MESSAGE bytes is read
 in 1 MiB chunks and dropped (with a log line), so memory stays bounded and the next
 message is handled.
+
+TCP (`serve_tcp`) uses the same reader, stricter: a line that is not LSP framing (an
+HTTP request line, say) closes the connection, and the first message must be an
+`initialize` carrying the server's token in `initializationOptions.token` unless the
+user opted out. Each connection gets a fresh server; the port keeps listening after a
+client leaves. pygls's own `start_tcp` has none of this, hence the code here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import re
+import socket
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from threading import Event
 from typing import Any, BinaryIO
 
@@ -24,6 +33,8 @@ log = logging.getLogger(__name__)
 MAX_HEADER = 1 << 16  # bytes of one header line
 MAX_MESSAGE = 64 << 20  # bytes of one message body (a 20 MB file escaped in JSON fits)
 _LENGTH = re.compile(rb"^Content-Length: (\d+)\r\n$")
+_FRAMING = re.compile(rb"^(Content-Length: \d+|Content-Type: [ -~]*)?\r\n$", re.IGNORECASE)
+AUTH_FAILED = -32001  # JSON-RPC's server-defined range: the TCP client gave no valid token
 
 
 class BoundedReader(StdinAsyncReader):
@@ -53,11 +64,96 @@ class BoundedReader(StdinAsyncReader):
                 size -= len(chunk)
 
 
+class TcpReader(BoundedReader):
+    """The bounded reader for one TCP client: LSP framing only, and a token at initialize."""
+
+    def __init__(self, stream: BinaryIO, out: BinaryIO, token_hash: bytes | None, pool: Any):
+        super().__init__(stream, pool)
+        self.out = out
+        self.token_hash = token_hash  # sha256 of the token; None: no token required
+        self.checked = False  # the first message has been let through
+
+    def _readline(self) -> bytes:
+        """Return a header line, or end the connection on anything that is not LSP framing."""
+        line = super()._readline()
+        if line and not _FRAMING.fullmatch(line):
+            log.warning("closed a TCP connection that does not speak LSP framing")
+            return b""
+        return line
+
+    def readexactly(self, n: int) -> Awaitable[bytes]:
+        """Read a message body; the first one must be an authorized initialize."""
+        return self.loop.run_in_executor(self.executor, self._body, n)
+
+    def _body(self, n: int) -> bytes:
+        """Return the body, with the token removed from the first one; b"" refuses it."""
+        body = self.stdin.read(n)
+        if self.checked or not body:
+            return body
+        self.checked = True
+        try:
+            message = json.loads(body)
+        except ValueError:
+            message = None
+        answer = authorize(message, self.token_hash)
+        if answer is not None:
+            log.warning("refused a TCP client: %s", answer["error"]["message"])
+            reply = json.dumps(answer).encode()
+            self.out.write(b"Content-Length: %d\r\n\r\n%s" % (len(reply), reply))
+            self.out.flush()
+            return b""
+        return json.dumps(message).encode()
+
+
+def authorize(message: Any, token_hash: bytes | None) -> dict[str, Any] | None:
+    """Check a TCP client's first message; strip its token, or return the error answer."""
+    if not isinstance(message, dict) or message.get("method") != "initialize":
+        why = "the first message on a jpilot TCP connection must be initialize"
+    else:
+        params = message.get("params")
+        options = params.get("initializationOptions") if isinstance(params, dict) else None
+        token = options.pop("token", None) if isinstance(options, dict) else None
+        if token_hash is None:
+            return None
+        if isinstance(token, str) and hmac.compare_digest(token_hash, _digest(token)):
+            return None
+        why = "missing or wrong token (initializationOptions.token; see jpilot serve --help)"
+    msg_id = message.get("id") if isinstance(message, dict) else None
+    error = {"code": AUTH_FAILED, "message": f"jpilot: {why}"}
+    return {"jsonrpc": "2.0", "id": msg_id, "error": error}
+
+
+def _digest(token: str) -> bytes:
+    """Return the sha256 of a token (only hashes are kept in memory)."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+def serve_tcp(make_server: Callable[[], Any], host: str, port: int, token: str | None) -> None:
+    """Serve LSP clients on host:port one after another, each with a fresh server."""
+    token_hash = None if token is None else _digest(token)
+    with socket.create_server((host, port)) as listener:
+        log.info("listening on %s:%d (%s)", host, port, "token required" if token else "no token")
+        while True:
+            conn, peer = listener.accept()
+            log.info("TCP client %s connected", peer[0])
+            with conn, conn.makefile("rb") as stream, conn.makefile("wb") as out:
+                server = make_server()
+                reader = TcpReader(stream, out, token_hash, server.thread_pool)
+                _serve(server, reader, out)
+                server.model.close()
+            log.info("TCP client %s left; listening again", peer[0])
+
+
 def serve_stdio(server: Any, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
     """Run `server` over stdio with the bounded reader, until exit or EOF."""
-    server._stop_event = stop = Event()
     reader = BoundedReader(stdin or sys.stdin.buffer, server.thread_pool)
-    server.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+    _serve(server, reader, stdout or sys.stdout.buffer)
+
+
+def _serve(server: Any, reader: BoundedReader, out: BinaryIO) -> None:
+    """Run the message loop of `server` until exit or the end of input."""
+    server._stop_event = stop = Event()
+    server.protocol.set_writer(StdoutWriter(out))
     try:
         asyncio.run(
             run_async(
@@ -68,8 +164,8 @@ def serve_stdio(server: Any, stdin: BinaryIO | None = None, stdout: BinaryIO | N
                 error_handler=server.report_server_error,
             )
         )
-    except BrokenPipeError:
-        log.error("the client's pipe is closed; shutting down")
+    except OSError as exc:  # a closed pipe, a reset TCP connection
+        log.error("the client's connection is closed (%s); shutting down", exc)
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:

@@ -44,10 +44,13 @@ def find_python(version: str) -> str | None:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Build the jpilot wheel from this checkout."""
-    out = tmp_path_factory.mktemp("wheel")
+    """Build the jpilot wheel from a copy of this checkout (an in-tree build would leave
+    build/ behind, whose stale modules setuptools would package next time)."""
+    out, src = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("src") / "jpilot"
+    skip = (".git", ".venv", "build", "node_modules", "runs", "*.egg-info", "__pycache__")
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(*skip))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(src)],
         check=True,
     )
     (found,) = out.glob("jpilot-*.whl")
