@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import signal
 import sys
 import time
 from pathlib import Path
@@ -131,12 +132,19 @@ def run(args: argparse.Namespace) -> int:
     serve.run(build_app(**plan), name="jpilot", route_prefix="/")
     scheme = "https" if args.ssl_certfile else "http"
     print(f"jpilot pool: serving {plan['name']} at {scheme}://{args.host}:{args.port}/v1")
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop shuts Serve down too
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
+        print("jpilot pool: shutting down", file=sys.stderr)
         serve.shutdown()
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so the pool shuts down as on Ctrl-C."""
+    raise KeyboardInterrupt
 
 
 def _plan(args: argparse.Namespace) -> dict[str, Any]:
