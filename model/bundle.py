@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jpilot.model.errors import ModelError
+from jpilot.model.manifest_checks import check_values
 from jpilot.model.tokenizer import FIM_ORDERS, FimTokens, Tokenizer
 
 MANIFEST = "jpilot.json"
@@ -21,6 +22,7 @@ ONNX_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 CARD_FILE = "MODEL_CARD.md"
 FORMAT_VERSION = 1
+MAX_TOKENIZER_BYTES = 64 << 20  # real ones are 1-20 MB (a 250k vocabulary is about 17 MB)
 HOW_TO_GET_ONE = (  # said by the server and by the CLI, so it names both ways to the default
     "pull one with `jpilot model pull Salesforce/codegen-350M-mono`, export one with "
     "`jpilot model export HF_CHECKPOINT_DIR BUNDLE_DIR`, or use the embedded default "
@@ -94,6 +96,7 @@ def read_manifest(folder: Path) -> Manifest:
         raise ModelError(f"{path} is not valid JSON ({exc}); re-export the bundle") from exc
     if not isinstance(raw, dict):
         raise ModelError(f"{path} must hold a JSON object; re-export the bundle")
+    check_values(path, raw)
     arch = raw.get("architecture")
     if arch != "gptj":
         raise ModelError(
@@ -224,6 +227,11 @@ def load_bundle(folder: str | Path, verify: bool = True) -> Bundle:
     check_external_data(folder, locations)
     if verify:
         check_external_sha256(folder, locations, manifest.external_data_sha256)
+    if tok_path.stat().st_size > MAX_TOKENIZER_BYTES:
+        raise ModelError(
+            f"model bundle {folder}: {TOKENIZER_FILE} is over {MAX_TOKENIZER_BYTES >> 20} MiB, "
+            "far more than any real tokenizer; the file is not what it should be: re-export it"
+        )
     tokenizer = Tokenizer(tok_path, manifest.eos_token_id, manifest.fim_tokens)
     if tokenizer.vocab_size > manifest.vocab_size:
         raise ModelError(
