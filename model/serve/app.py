@@ -18,6 +18,7 @@ from ray import serve
 from ray.serve.config import RequestRouterConfig
 
 from jpilot.model.engine import Engine, EngineConfig, GenerationResult
+from jpilot.model.errors import ModelError
 from jpilot.model.serve import api
 from jpilot.model.serve.api import RequestError
 from jpilot.model.serve.replica import PoolEngine
@@ -225,3 +226,25 @@ def build_app(
         ),
     )
     return deployment.bind(str(bundle), name, list(token_hashes), engine_config, debug)
+
+
+def app_builder(args: dict[str, str]) -> Any:
+    """Build the pool from `serve run`/KubeRay arguments (bundle, token_file, replicas...)."""
+    from pathlib import Path
+
+    from jpilot.model.serve.cli import parse_autoscale, read_token_hashes, resolve
+
+    folder = resolve(args.get("bundle"))
+    if not args.get("token_file"):  # Serve's HTTP options, not this app, choose the host here
+        raise ModelError("the pool needs token_file=FILE (bearer tokens, one a line) here")
+    return build_app(
+        str(folder),
+        args.get("name") or folder.name,
+        read_token_hashes(Path(args["token_file"])),
+        replicas=int(args.get("replicas", 1)),
+        autoscale=parse_autoscale(args["autoscale"]) if args.get("autoscale") else None,
+        cpus_per_replica=float(args.get("cpus_per_replica", 1)),
+        gpus_per_replica=float(args.get("gpus_per_replica", 0)),
+        max_ongoing_requests=int(args.get("max_ongoing_requests", 8)),
+        cache_mib=int(args.get("cache_mib", 1024)),
+    )
