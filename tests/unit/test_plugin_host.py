@@ -66,7 +66,7 @@ def test_a_raising_hook_is_skipped_and_the_others_run(caplog: pytest.LogCaptureF
         host.each("jpilot_postprocess", request=request(), suggestion=s)
     assert s.text == "ABC"
     assert host.errors == {"raiser.jpilot_postprocess": 2}
-    assert caplog.text.count("plugin raiser raised") == 1  # logged once a minute
+    assert caplog.text.count("plugin raiser failed in jpilot_postprocess") == 1  # once a minute
     plan = host.first("jpilot_generation_plan", request=request())
     assert plan is not None and plan.max_tokens == 48  # the completion plugin answered
 
