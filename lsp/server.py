@@ -156,7 +156,16 @@ class JpilotServer(LanguageServer):
             single_line=single,
             max_tokens=max_tokens,
             branching=branching,
+            abilities=self.model_abilities(),
         )
+
+    def model_abilities(self) -> dict[str, float] | None:
+        """Return the loaded model's measured abilities ({} if none recorded; None: no model)."""
+        engine = self.model.engine
+        if engine is None:
+            return None
+        manifest = getattr(getattr(engine, "bundle", None), "manifest", None)
+        return dict(getattr(manifest, "abilities", None) or {})
 
     # ---------------------------------------------------------------- completion
     async def suggest(self, uri: str, position: types.Position) -> Shown | None:

@@ -12,12 +12,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from jpilot.model.abilities import abilities_table
 from jpilot.model.bundle import CARD_FILE, read_manifest
 from jpilot.model.errors import ModelError
 from jpilot.model.evaluate import CODEXGLUE_ROW
 from jpilot.model.train.config import HISTORY_DIR
 
 TRAINING_HEADING = "## Training"  # the section a later run's card quotes
+ABILITIES_HEADING = "## Measured abilities"  # model-written features vs their thresholds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -244,6 +246,10 @@ Reproduce: `jpilot model train --out RUN --minutes {cfg.get("minutes")} --layers
 ## Evaluation
 
 {_evaluation(ev)}
+
+{ABILITIES_HEADING}
+
+{abilities_table(m.abilities)}
 
 ## Limitations
 

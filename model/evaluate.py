@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jpilot.model import measure
 from jpilot.model.engine import Engine, EngineConfig, GenerationConfig
 
 BRANCHES = 3  # as the server's completion.branches default (tests/model/test_evaluate.py)
@@ -108,6 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, default=10, help="random samples to print")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")
+    measure.add_arguments(parser)  # --abilities, --functions, --record
 
 
 def held_out_files(paths: list[str] | None) -> list[tuple[str, str]]:
@@ -352,5 +354,16 @@ def run(args: argparse.Namespace) -> int:
             ],
         }  # fmt: skip
         args.json.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    if args.abilities:
+        abilities = measure.run_measures(
+            engine, files, args.functions, args.seed, measure.measures()
+        )
+        if cases:
+            abilities["completion_exact_match"] = round(model.exact_match, 1)
+            abilities["completion_exact_match_low"] = model.exact_match_95[0]
+            abilities["completion_exact_match_high"] = model.exact_match_95[1]
+        measure.report(abilities)
+        if args.record:
+            measure.record(engine.bundle.path, abilities)
     engine.close()
     return 0

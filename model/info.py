@@ -9,6 +9,7 @@ from typing import Any
 
 import onnxruntime as ort
 
+from jpilot.model.abilities import summary_lines, supported
 from jpilot.model.bundle import load_bundle
 from jpilot.model.static_kv import ROTARY_TABLES, kv_cache_kind
 
@@ -66,6 +67,9 @@ def bundle_info(folder: Path) -> dict[str, Any]:
         "fim": bool(m.fim),
         "size_mib": round(size / 2**20, 2),
         "source": m.source,
+        # which model-written features are on by default (jpilot.model.abilities)
+        "features": summary_lines(m.abilities),
+        "supports": supported(m.abilities),
         "providers_here": ort.get_available_providers(),
         "onnxruntime": ort.__version__,
     }
@@ -84,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
     for key, value in info.items():
         if key == "parameters":
             value = f"{value:,} ({value / 1e6:.1f}M)"
+        elif key == "features":
+            value = ("\n" + " " * (width + 2)).join(value)
+        elif key == "supports":
+            continue  # the features line says it in words
         elif isinstance(value, list):
             value = ", ".join(value)
         print(f"{key:<{width}}  {value}")

@@ -47,6 +47,21 @@ class CompletionRequest:
     single_line: bool = False  # forced by the adaptive latency budget
     max_tokens: int | None = None  # lowered by the adaptive latency budget
     branching: bool = True  # False: the adaptive latency budget turned branching off
+    # the loaded bundle's measured abilities (Manifest.abilities); None: no model loaded
+    abilities: dict[str, float] | None = None
+
+    def feature_on(self, feature: str) -> bool:
+        """Return whether a model-written feature ("summary", "docstring", "explain",
+        "hints") is on: its setting if true or false, else the bundle's measured ability."""
+        from jpilot.model.abilities import feature_on
+
+        setting = {
+            "summary": self.settings.docs.summary,
+            "docstring": self.settings.docs.docstring,
+            "explain": self.settings.docs.explain,
+            "hints": self.settings.hints.surprisal,
+        }[feature]
+        return feature_on(setting, self.abilities, feature)
 
     @property
     def prefix(self) -> str:

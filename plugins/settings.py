@@ -47,14 +47,22 @@ class DebugSettings:
     log_prompts: bool = False  # log prompt text (never on by default: it may hold code)
 
 
+# Model-written features take "auto" (on where the bundle's measured abilities pass the
+# thresholds of jpilot.model.abilities, off otherwise), true or false.
+Auto = bool | str
+
+
 @dataclass
 class DocsSettings:
-    summary: bool = True  # add a model-written one-line summary to hovers
+    summary: Auto = "auto"  # add a model-written one-line summary to hovers
+    docstring: Auto = "auto"  # offer the "Generate docstring" action
+    explain: Auto = "auto"  # offer "Explain selection" and answer the jpilot.explain command
     timeout_ms: int = 1500  # bound on model work for one hover, docstring or explanation
 
 
 @dataclass
 class HintsSettings:
+    surprisal: Auto = "auto"  # the model's surprising-line and slip hints (syntax errors: always)
     threshold: float = 13.0  # robust z-score (against tokens of its kind) a line needs
     min_bits: float = 4.0  # and the least surprise (bits) of its worst token
     slips: bool = True  # also score comparisons, and/or and integers what-if (surprisal.py)
@@ -91,6 +99,7 @@ _CHOICES = {
     "completion.multiline": ("auto", "always", "never"),
     "hints.severity": ("hint", "information"),
 }
+_AUTO = {"docs.summary", "docs.docstring", "docs.explain", "hints.surprisal"}  # "auto"|bool
 _RANGES: dict[str, tuple[float, float]] = {
     "model.threads": (0, 256),
     "completion.max_tokens": (1, 512),
@@ -169,6 +178,9 @@ def _parse_section(section: str, current: Any, data: dict, errors: list[str]) ->
 
 def _check(key: str, value: Any, default: Any) -> str | None:
     """Return why `value` is invalid for `key`, or None."""
+    if key in _AUTO:
+        ok = isinstance(value, bool) or value == "auto"
+        return None if ok else 'expected "auto", true or false'
     if isinstance(default, bool):
         return None if isinstance(value, bool) else "expected true or false"
     if isinstance(default, int):

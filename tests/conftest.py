@@ -18,12 +18,26 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_gptj(tmp_path_factory.mktemp("ckpt") / "tiny-gptj")
 
 
+def passing_abilities() -> dict[str, float]:
+    """Scores that pass every threshold of jpilot.model.abilities."""
+    from jpilot.model.abilities import THRESHOLDS
+
+    return {t.score: (100.0 if t.higher_is_better else 0.0)
+            for ts in THRESHOLDS.values() for t in ts}  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny checkpoint exported to an fp32 bundle."""
+    """The tiny checkpoint exported to an fp32 bundle, recorded as passing every ability
+    threshold, so that the end-to-end tests see the model-written features on ("auto")."""
+    from jpilot.model.bundle import read_manifest, write_manifest
     from jpilot.model.export import export_bundle
 
-    return export_bundle(tiny_checkpoint, tmp_path_factory.mktemp("bundle") / "fp32")
+    folder = export_bundle(tiny_checkpoint, tmp_path_factory.mktemp("bundle") / "fp32")
+    manifest = read_manifest(folder)
+    manifest.abilities = passing_abilities()
+    write_manifest(folder, manifest)
+    return folder
 
 
 @pytest.fixture(scope="session")

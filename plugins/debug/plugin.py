@@ -10,6 +10,9 @@ Quick fixes: "Replace with the model's suggestion" regenerates a hinted line thr
 (prefix and suffix), computed on codeAction/resolve; a slip's hint also offers its
 variant ("Replace `<` with `>`"), and "Apply jpilot's fix" for a syntax error applies the
 fix found when the diagnostic was made.
+The surprisal and slip hints are on where `request.feature_on("hints")` says so
+(`hints.surprisal`: true, false, or "auto" = the bundle's measured hint precision);
+syntax errors are always reported.
 """
 
 from __future__ import annotations
@@ -101,6 +104,8 @@ def jpilot_diagnostics(request: CompletionRequest, engine: Any, cancel: Any) -> 
     if syntax is not None:
         findings.append(syntax)
     if engine is None or len(request.text.encode("utf-8")) > cfg.max_file_kb * 1024:
+        return findings
+    if not request.feature_on("hints"):  # hints.surprisal, or the bundle's hint precision
         return findings
     text = request.text
     try:

@@ -3,12 +3,19 @@
 Hover shows what the buffer already says (signature, docstring) at once, plus a
 model-written one-line summary marked as generated when a model is loaded. The code
 actions are listed cheaply and computed on codeAction/resolve, where the model runs.
+
+Each model-written feature is on only where `request.feature_on` says so: the setting
+if true or false, else ("auto") the bundle's measured ability (jpilot.model.abilities).
+Off, hover shows the signature and docstring only, the actions are not offered, and the
+explain command answers one line saying what the model lacks. Degenerate model text is
+never shown (jpilot.plugins.quality); the user is told it was dropped.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from jpilot.model.abilities import lacking_message
 from jpilot.plugins.api import CompletionRequest, hookimpl
 from jpilot.plugins.docs import generate
 from jpilot.plugins.docs.symbols import enclosing_definition, parse, symbol_at
@@ -30,11 +37,15 @@ def jpilot_hover(request: CompletionRequest, engine: Any, cancel: Any) -> str | 
     parts = [f"```python\n{symbol.signature or symbol.name}\n```"]
     if symbol.docstring:
         parts.append(symbol.docstring)
-    if engine is not None and symbol.node is not None and request.settings.docs.summary:
+    if engine is not None and symbol.node is not None and request.feature_on("summary"):
         seconds = request.settings.docs.timeout_ms / 1000
-        summary = generate.summary(engine, request.text, symbol.node, seconds, cancel)
-        if summary:
+        summary, rejected = generate.summary_result(
+            engine, request.text, symbol.node, seconds, cancel
+        )
+        if summary and not rejected:
             parts.append(f"{GENERATED} {summary}")
+        elif summary:  # degenerate: say so rather than show it
+            parts.append(f"*jpilot: the model's summary was not shown ({rejected}).*")
     return "\n\n".join(parts)
 
 
@@ -49,13 +60,17 @@ def jpilot_code_actions(
     first, _ = line_col(text, start)
     last, _ = line_col(text, max(start, end - 1) if end > start else start)
     node = enclosing_definition(text, first) if parse(text) is not None else None
-    if node is not None and generate.docstring_insert_line(node) is not None:
+    if (
+        node is not None
+        and request.feature_on("docstring")
+        and generate.docstring_insert_line(node) is not None
+    ):
         import ast
 
         if ast.get_docstring(node) is None:
             actions.append(Action(f"Generate docstring for {node.name}", "refactor.rewrite",
                                   {"action": "docstring", "line": first}))  # fmt: skip
-    if end > start:
+    if end > start and request.feature_on("explain"):
         actions.append(Action("Explain selection (insert a comment)", "refactor.rewrite",
                               {"action": "explain", "first": first, "last": last}))  # fmt: skip
     return actions
@@ -68,6 +83,8 @@ def jpilot_resolve_action(
     """Run the model for a docs action chosen by the user."""
     if engine is None or data.get("action") not in ("docstring", "explain"):
         return None
+    if not request.feature_on(str(data["action"])):  # an action offered before a model change
+        return []
     seconds = request.settings.docs.timeout_ms / 1000
     text = request.text
     if data["action"] == "docstring":
@@ -89,8 +106,13 @@ def jpilot_execute_command(
     if command != "jpilot.explain" or engine is None:
         return None
     first, last = int(arguments[0]), int(arguments[1])
+    if not request.feature_on("explain"):
+        return {"line": first, "comment": "", "explanation": lacking_message("explain",
+                request.abilities)}  # fmt: skip
     seconds = request.settings.docs.timeout_ms / 1000
     ins = generate.explain(engine, request.text, first, last, seconds, cancel)
     comment = ins.text if ins else ""
     explanation = " ".join(ln.strip().lstrip("#").strip() for ln in comment.splitlines())
+    if ins is not None and ins.rejected:
+        explanation = f"the model's explanation was not shown ({ins.rejected})"
     return {"line": first, "comment": comment, "explanation": explanation}

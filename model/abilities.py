@@ -1,0 +1,155 @@
+"""What a bundle's model has been measured to do well enough to show: scores and thresholds.
+
+`jpilot model eval --abilities` measures the model-written features on held-out functions
+(the measures are the plugins' own code, found through the `jpilot.measures` entry points)
+and records the scores in the bundle's manifest (`Manifest.abilities`). A feature is on by
+default only where every one of its scores passes the threshold below; a bundle without
+scores (exported before this, or never evaluated) passes nothing. Explicit settings
+still turn a feature on. The thresholds and the measurements behind them are in
+docs/BENCHMARKS.md ("Measured ability").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The model that does these well enough, for the messages shown where a feature is off.
+PULL_HINT = "jpilot model pull Salesforce/codegen-350M-mono"
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One score a feature needs: `score` at least (or at most) `bound`."""
+
+    score: str  # key in Manifest.abilities
+    bound: float  # the threshold
+    higher_is_better: bool  # True: score >= bound passes; False: score <= bound passes
+    means: str  # what passing looks like, in words (docs/BENCHMARKS.md, model card)
+
+    def passes(self, value: float | None) -> bool:
+        """Return whether a recorded value passes (a missing one does not)."""
+        if value is None:
+            return False
+        return value >= self.bound if self.higher_is_better else value <= self.bound
+
+
+# ROUGE-L F1 (x100) of a first sentence against the real docstring's first sentence. The
+# bound is a little above what a template built from the function's name alone reaches
+# ("Return the list files." for `list_files`), measured in the same eval: a summary that
+# cannot beat the name has told the user nothing. Degenerate: at most 1 output in 20.
+ROUGE_FLOOR = 30.0
+DEGENERATE_CEILING = 5.0
+HINT_PRECISION_FLOOR = 50.0  # % of published hints on a buggy file that are on the bug
+
+THRESHOLDS: dict[str, tuple[Threshold, ...]] = {
+    "summary": (
+        Threshold("summary_rouge_l", ROUGE_FLOOR, True,
+                  "its first sentence shares most words, in order, with the real one"),
+        Threshold("summary_degenerate", DEGENERATE_CEILING, False,
+                  "at most 1 summary in 20 empty or degenerate"),
+    ),
+    "docstring": (
+        Threshold("docstring_rouge_l", ROUGE_FLOOR, True,
+                  "its first sentence shares most words, in order, with the real one"),
+        Threshold("docstring_degenerate", DEGENERATE_CEILING, False,
+                  "at most 1 docstring in 20 empty or degenerate"),
+    ),
+    "explain": (
+        Threshold("explain_rouge_l", ROUGE_FLOOR, True,
+                  "explaining a function's body says what its docstring says"),
+        Threshold("explain_degenerate", DEGENERATE_CEILING, False,
+                  "at most 1 explanation in 20 empty or degenerate"),
+    ),
+    "hints": (
+        Threshold("hint_precision", HINT_PRECISION_FLOOR, True,
+                  "more than half of the hints on a file with one bug point at the bug"),
+    ),
+}  # fmt: skip
+FEATURES = tuple(THRESHOLDS)  # "summary", "docstring", "explain", "hints"
+LACKS = {  # what a model that fails a feature lacks, for the messages where it is off
+    "summary": "writing hover summaries",
+    "docstring": "writing docstrings",
+    "explain": "explaining code",
+    "hints": "precise debugging hints",
+}
+
+
+def passes(abilities: dict[str, float] | None, feature: str) -> bool:
+    """Return whether recorded scores pass every threshold of a feature (no scores: no)."""
+    if not abilities:
+        return False
+    return all(t.passes(abilities.get(t.score)) for t in THRESHOLDS[feature])
+
+
+def supported(abilities: dict[str, float] | None) -> dict[str, bool]:
+    """Return {feature: passes} for every model-written feature."""
+    return {feature: passes(abilities, feature) for feature in FEATURES}
+
+
+def feature_on(setting: bool | str, abilities: dict[str, float] | None, feature: str) -> bool:
+    """Resolve a feature setting: True/False as given, "auto" by the recorded scores."""
+    if isinstance(setting, bool):
+        return setting
+    return passes(abilities, feature)
+
+
+def lacking_message(feature: str, abilities: dict[str, float] | None) -> str:
+    """One line saying why a feature is off for this model and how to get one that can."""
+    why = (
+        "has no recorded scores (run `jpilot model eval --abilities --record BUNDLE`)"
+        if not abilities
+        else f"was measured too weak at {LACKS[feature]}"
+    )
+    return (
+        f"the loaded model {why}; for a model that can, run `{PULL_HINT}` "
+        f"(or set the feature on explicitly)"
+    )
+
+
+def summary_lines(abilities: dict[str, float] | None) -> list[str]:
+    """Describe which features the model supports, one line each (for `jpilot model info`)."""
+    if not abilities:
+        return [f"{f}: off by default (no recorded scores)" for f in FEATURES]
+    out = []
+    for feature in FEATURES:
+        scores = ", ".join(
+            f"{t.score} {abilities[t.score]:.1f}" if t.score in abilities else f"{t.score} -"
+            for t in THRESHOLDS[feature]
+        )
+        verdict = "supported" if passes(abilities, feature) else "off by default (too weak)"
+        out.append(f"{feature}: {verdict} ({scores})")
+    return out
+
+
+def abilities_table(abilities: dict[str, float] | None) -> str:
+    """Return the model card's Markdown table of measured abilities against the thresholds."""
+    if not abilities:
+        return (
+            "Not measured: every model-written feature (hover summary, docstring, explain, "
+            "hints) is off by default. Measure with "
+            "`jpilot model eval BUNDLE --abilities --record`."
+        )
+    rows = ["| feature | score | value | 95% interval | threshold | on by default |",
+            "|---|---|---|---|---|---|"]  # fmt: skip
+    for feature, thresholds in THRESHOLDS.items():
+        verdict = "yes" if passes(abilities, feature) else "no"
+        for t in thresholds:
+            value = abilities.get(t.score)
+            low, high = abilities.get(t.score + "_low"), abilities.get(t.score + "_high")
+            span = f"{low:.1f} - {high:.1f}" if low is not None and high is not None else ""
+            shown = "-" if value is None else f"{value:.1f}"
+            bound = f"{'≥' if t.higher_is_better else '≤'} {t.bound:g}"
+            rows.append(f"| {feature} | {t.score} | {shown} | {span} | {bound} | {verdict} |")
+    extra = []
+    if "name_baseline_rouge_l" in abilities:
+        extra.append(
+            f"A summary made from the function's name alone scores ROUGE-L "
+            f"{abilities['name_baseline_rouge_l']:.1f}."
+        )
+    if "prose_functions" in abilities:
+        extra.append(
+            f"{abilities['prose_functions']:.0f} held-out documented functions and "
+            f"{abilities.get('hint_files', 0):.0f} files with one injected bug, seed "
+            f"{abilities.get('ability_seed', 0):.0f} (`jpilot model eval --abilities`)."
+        )
+    return "\n".join(rows) + ("\n\n" + " ".join(extra) if extra else "")
