@@ -54,3 +54,22 @@ def test_closing_a_stream_cancels_the_decode(pool: PoolEngine) -> None:
     assert pool.stats.tokens_after_cancel - before["tokens_after_cancel"] <= 1
     assert pool.stats.decoded_tokens - before["decoded_tokens"] < 20
     assert pool.stats.ongoing == 0
+
+
+def test_interleaved_sessions_keep_their_cache(pool: PoolEngine) -> None:
+    # SPM prompts all start with the same two FIM markers; a static-KV engine must not
+    # hand one session's cache to another for that 2-token match
+    docs = [f"def f{k}(x):\n    '''Return x plus {k}.'''\n    return x" for k in range(3)]
+
+    async def typing() -> list[dict]:
+        out = []
+        for typed in ("", " +", " + 1"):
+            for doc in docs:
+                body = {"prompt": doc + typed, "suffix": "\n", "max_tokens": 2, "temperature": 0}
+                out.append(await pool.complete(parse_request(body, 511)))
+        return out
+
+    answers = asyncio.run(typing())
+    for answer in answers[3:]:  # each document's 2nd and 3rd requests
+        use = answer["usage"]
+        assert use["prompt_tokens_details"]["cached_tokens"] >= use["prompt_tokens"] - 4
