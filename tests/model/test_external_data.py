@@ -104,3 +104,23 @@ def test_checkpoint_reads_safetensors_bf16_and_torch_bins(tmp_path: Path) -> Non
     assert load_file(tmp_path / "st" / "model.safetensors")["a"].tolist() == tensors["a"].tolist()
     with pytest.raises(ModelError, match="no weight 'zz'"):
         Checkpoint(tmp_path / "st").get("zz")
+
+
+def test_convert_reads_pytorch_model_bin_as_salesforce_ships_it(tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+    from transformers import CodeGenForCausalLM
+
+    from jpilot.model.convert import convert_codegen
+
+    from tiny_models import make_codegen
+
+    st = make_codegen(tmp_path / "st")
+    CodeGenForCausalLM.from_pretrained(st).save_pretrained(
+        tmp_path / "bin", safe_serialization=False
+    )
+    assert not (tmp_path / "bin" / "model.safetensors").exists()
+    a = load_file(convert_codegen(st, tmp_path / "a") / "model.safetensors")
+    b = load_file(convert_codegen(tmp_path / "bin", tmp_path / "b") / "model.safetensors")
+    assert a.keys() == b.keys() and "transformer.h.0.attn.q_proj.weight" in a
+    for key, value in a.items():
+        np.testing.assert_array_equal(value, b[key], err_msg=key)
