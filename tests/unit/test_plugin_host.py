@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
@@ -11,7 +14,7 @@ from plugin_dists import EXAMPLE, install_fake
 
 from jpilot.lsp.plugins import GROUP, PluginHost
 from jpilot.plugins.api import CompletionRequest, Suggestion, hookimpl
-from jpilot.plugins.settings import Settings
+from jpilot.plugins.settings import Settings, parse_settings
 
 
 def request(text: str = "x = ") -> CompletionRequest:
@@ -104,11 +107,26 @@ def test_example_plugin_from_the_guide_installs_and_works(
     host = PluginHost()
     host.load_entry_points()
     assert "no-todo" in host.names()
+    settings, errors = parse_settings({}, plugins=host.declared_settings())  # as the server does
+    assert errors == [] and settings.plugins["no-todo"].options.words == ["TODO", "FIXME", "XXX"]
+    req = CompletionRequest("file:///a.py", "python", "", 0, 1, settings)
     s = Suggestion("total = 0\n# TODO: handle errors\nreturn total", 0)
-    host.each("jpilot_postprocess", request=request(""), suggestion=s)
+    host.each("jpilot_postprocess", request=req, suggestion=s)
     assert s.text == "total = 0"
     assert dict(host.each("jpilot_status"))["no-todo"] == {"dropped": 1}
-    host.set_enabled(Settings(plugins={}).plugin_enabled() | {"no-todo": False})
+    assert host.errors == {}
+    host.set_enabled(settings.plugin_enabled() | {"no-todo": False})
     s = Suggestion("# TODO", 0)
-    host.each("jpilot_postprocess", request=request(""), suggestion=s)
+    host.each("jpilot_postprocess", request=req, suggestion=s)
     assert s.text == "# TODO"
+
+
+def test_the_examples_own_tests_pass():
+    """examples/jpilot-no-todo/test_no_todo.py uses only jpilot.plugins.testing."""
+    folder = EXAMPLE.parent
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder)],
+        cwd=folder, env={**os.environ, "PYTHONPATH": str(folder)}, capture_output=True,
+        text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
