@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import jpilot_no_todo
+
 from jpilot.plugins import testing
 from jpilot.plugins.api import Suggestion
 

@@ -99,8 +99,9 @@ def test_every_hook_of_a_good_plugin_runs_beside_the_builtins(
     resolved = good.request("codeAction/resolve", mine)
     (change,) = resolved["edit"]["documentChanges"]
     assert change["edits"][0]["newText"] == "# example\n"
-    good.request("workspace/executeCommand", {"command": "jpilot.explain", "arguments": [
-        PY_URI, {"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 0}}]})  # fmt: skip
+    selection = {"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 0}}
+    good.request("workspace/executeCommand", {"command": "jpilot.explain",
+                                              "arguments": [PY_URI, selection]})  # fmt: skip
     status = good.status()
     assert HOOKS_CALLED <= set(status["plugins"]["facts"]["example"])
     assert not {k for k in status["plugins"]["errors"] if k.startswith("example.")}
