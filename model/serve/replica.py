@@ -94,19 +94,27 @@ class PoolEngine:
         self._lock = threading.Lock()  # stats are updated from the worker thread too
 
     # ------------------------------------------------------------------ prompts
-    def prompt_ids(self, req: CompletionRequest) -> list[int]:
-        """Return the prompt's token ids: FIM in the bundle's format when there is a suffix."""
+    def prompt_ids(self, req: CompletionRequest) -> tuple[list[int], bytes]:
+        """Return the prompt's ids (FIM in the bundle's format with a suffix) and healed bytes.
+
+        The prompt's last token is healed, as the local engine does: it is dropped and
+        generation must start with its bytes, so a prompt ending mid-word completes the
+        word instead of starting a new token after it. Prompts for logprobs are left whole.
+        """
         budget = max(1, self.n_positions - req.max_tokens)
+        prefix, heal = self.tokenizer.encode(req.prompt), b""
+        if not req.echo and req.logprobs is None:  # logprobs are of the tokens as sent
+            prefix, heal = self.tokenizer.healer.split(prefix)
         if req.suffix is not None and self.tokenizer.fim is not None:
-            ids = self.tokenizer.infill_prompt(req.prompt, req.suffix, budget)
+            suffix = self.tokenizer.encode(req.suffix)[: budget // 4]
+            ids = self.tokenizer.fim_prompt(prefix[-max(1, budget - len(suffix) - 3) :], suffix)
         else:
-            ids = self.tokenizer.encode(req.prompt)
-            ids = ids if req.echo else ids[-budget:]
+            ids = prefix if req.echo else prefix[-budget:]
         if not ids:
             raise RequestError("'prompt' is empty; send the text before the cursor")
-        return ids
+        return ids, heal
 
-    def _config(self, req: CompletionRequest) -> GenerationConfig:
+    def _config(self, req: CompletionRequest, heal: bytes) -> GenerationConfig:
         """Return the engine's settings for a request."""
         return GenerationConfig(
             max_new_tokens=req.max_tokens,
@@ -114,11 +122,16 @@ class PoolEngine:
             top_p=req.top_p,
             stop=tuple(req.stop),
             seed=req.seed,
+            heal=heal,
         )
 
     # --------------------------------------------------------------- the worker
     def _generate(
-        self, ids: list[int], req: CompletionRequest, cancel: threading.Event, emit: Any
+        self,
+        prompt: tuple[list[int], bytes],
+        req: CompletionRequest,
+        cancel: threading.Event,
+        emit: Any,
     ) -> GenerationResult:
         """Run one generation on the engine's worker thread; count how it ended."""
 
@@ -131,7 +144,9 @@ class PoolEngine:
             if req.debug_step_delay:
                 time.sleep(req.debug_step_delay)
 
-        result = self.engine.generate(ids, self._config(req), cancel=cancel, on_token=on_token)
+        ids, heal = prompt
+        config = self._config(req, heal)
+        result = self.engine.generate(ids, config, cancel=cancel, on_token=on_token)
         with self._lock:
             self.stats.cancelled += result.finish_reason == "cancelled"
         return result
@@ -172,12 +187,13 @@ class PoolEngine:
     # ------------------------------------------------------------- completions
     async def complete(self, req: CompletionRequest, session: str | None = None) -> dict:
         """Answer a non-streamed completion, with logprobs if asked."""
-        ids = self.prompt_ids(req)
+        prompt = self.prompt_ids(req)
+        ids = prompt[0]
         cancel, result, start = threading.Event(), None, self._begin(session)
         try:
             tokens: list[int] = []
             if req.max_tokens > 0:
-                result = await self._on_worker(cancel, self._generate, ids, req, cancel, None)
+                result = await self._on_worker(cancel, self._generate, prompt, req, cancel, None)
                 tokens = result.tokens
             logprobs = None
             if req.logprobs is not None:
@@ -219,7 +235,7 @@ class PoolEngine:
 
     async def stream(self, req: CompletionRequest, session: str | None = None) -> AsyncIterator:
         """Yield server-sent events of a completion as it grows, then usage and [DONE]."""
-        ids = self.prompt_ids(req)
+        prompt = self.prompt_ids(req)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str | None] = asyncio.Queue()
         cancel, result, start = threading.Event(), None, self._begin(session)
@@ -227,7 +243,7 @@ class PoolEngine:
         future = asyncio.wrap_future(
             self.engine.submit(
                 self._generate,
-                ids,
+                prompt,
                 req,
                 cancel,
                 lambda t: loop.call_soon_threadsafe(queue.put_nowait, t),

@@ -108,8 +108,10 @@ def test_health_models_and_tokenizer(pool: str, client: openai.OpenAI) -> None:
 
 def test_fim_completion_is_the_bundles_own_format(client: openai.OpenAI, local: Engine) -> None:
     replica, answer = complete(client, "fim", suffix=SUFFIX, max_tokens=12)
-    ids = local.tokenizer.infill_prompt(PREFIX, SUFFIX, 512 - 12)
-    expected = local.generate(ids, GenerationConfig(max_new_tokens=12))
+    tok = local.tokenizer
+    prefix, heal = tok.healer.split(tok.encode(PREFIX))  # the last token is healed
+    ids = tok.fim_prompt(prefix, tok.encode(SUFFIX))
+    expected = local.generate(ids, GenerationConfig(max_new_tokens=12, heal=heal))
     assert replica
     assert answer.choices[0].text == expected.text
     assert answer.usage.prompt_tokens == len(ids)
