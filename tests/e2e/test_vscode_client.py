@@ -166,3 +166,31 @@ def test_a_workspace_cannot_choose_the_program_the_model_or_the_destination() ->
     trust = package["capabilities"]["untrustedWorkspaces"]
     assert trust["supported"] == "limited" and trust["description"]
     assert set(trust["restrictedConfigurations"]) == guarded
+
+
+def test_extension_schema_lists_the_builtin_plugins_and_their_settings() -> None:
+    """`jpilot.plugins` names every built-in plugin with `enabled` and the settings it
+    declares (jpilot_settings), with the same defaults; other names stay allowed."""
+    import dataclasses
+    from importlib.metadata import entry_points
+
+    from jpilot.lsp.plugins import GROUP, PluginHost
+    from jpilot.plugins.settings import camel
+
+    package = json.loads((VSCODE / "package.json").read_text(encoding="utf-8"))
+    plugins = package["contributes"]["configuration"]["properties"]["jpilot.plugins"]
+    builtin = [ep for ep in entry_points(group=GROUP) if ep.value.startswith("jpilot.plugins.")]
+    host = PluginHost()
+    host.load_entry_points(builtin)
+    declared = host.declared_settings()
+    assert set(plugins["properties"]) == set(declared) == {ep.name for ep in builtin}
+    for name, defaults in declared.items():
+        props = plugins["properties"][name]["properties"]
+        want = {"enabled": True}
+        if defaults is not None:
+            want |= {camel(f.name): getattr(defaults, f.name) for f in dataclasses.fields(defaults)}
+        assert {key: entry["default"] for key, entry in props.items()} == want, name
+    assert plugins["additionalProperties"]["properties"]["enabled"]["type"] == "boolean"
+    assert "additionalProperties" not in plugins["additionalProperties"]  # their own settings
+    for name in declared:
+        assert f"`{name}`" in plugins["markdownDescription"]

@@ -96,6 +96,9 @@ function C.status_lines()
         why and (' - ' .. tostring(why)) or ''))
       local plugins = status.plugins or {}
       table.insert(lines, 'plugins: ' .. table.concat(plugins.loaded or {}, ', '))
+      for name, why in pairs(jpilot.value(plugins.failed) or {}) do
+        table.insert(lines, ('plugin %s not loaded: %s'):format(name, tostring(why)))
+      end
     else
       table.insert(lines, 'model: unknown (' .. err .. ')')
     end
