@@ -111,7 +111,10 @@ class Diagnostics:
         host = self.ls.host
         findings = await off_loop(
             lambda: host.concat(
-                "jpilot_diagnostics", request=request, engine=engine, cancel=cancel
+                "jpilot_diagnostics",
+                request=request,
+                engine=self.ls.model_for(request, engine),
+                cancel=cancel,
             ),
             cancel,
         )
@@ -143,7 +146,9 @@ def register_features(server: JpilotServer) -> Diagnostics:
         request = ls.snapshot(doc, params.position)
         engine, cancel = ls.model.engine, threading.Event()  # no waiting on a model load
         markdown = await off_loop(
-            lambda: ls.host.first("jpilot_hover", request=request, engine=engine, cancel=cancel),
+            lambda: ls.host.first(
+                "jpilot_hover", request=request, engine=ls.model_for(request, engine), cancel=cancel
+            ),
             cancel,
         )
         if not markdown:
@@ -194,7 +199,11 @@ def register_features(server: JpilotServer) -> Diagnostics:
         engine, cancel = await ls.wait_for_model(), threading.Event()
         edits = await off_loop(
             lambda: ls.host.first(
-                "jpilot_resolve_action", request=request, data=data, engine=engine, cancel=cancel
+                "jpilot_resolve_action",
+                request=request,
+                data=data,
+                engine=ls.model_for(request, engine),
+                cancel=cancel,
             ),
             cancel,
         )
@@ -214,7 +223,7 @@ def register_features(server: JpilotServer) -> Diagnostics:
         result = await off_loop(
             lambda: ls.host.first(
                 "jpilot_execute_command", command=EXPLAIN_COMMAND, request=request,
-                arguments=[first, last], engine=engine, cancel=cancel,
+                arguments=[first, last], engine=ls.model_for(request, engine), cancel=cancel,
             ),
             cancel,
         )  # fmt: skip

@@ -112,8 +112,9 @@ def status_of(ls: JpilotServer) -> dict[str, Any]:
         "version": ls.version,
         "model": {
             "state": ls.model.state,
-            "error": ls.model.error,
+            "error": ls.model.error or getattr(engine, "last_error", None),
             "path": str(engine.bundle.path) if engine else None,
+            "pool": engine.status() if getattr(engine, "remote", False) else None,
             "load_seconds": ls.model.load_seconds,
             "cache_hits": engine.cache.hits if engine else 0,
             "cache_misses": engine.cache.misses if engine else 0,

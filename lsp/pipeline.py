@@ -13,6 +13,7 @@ from typing import Any
 
 from jpilot.lsp.plugins import PluginHost
 from jpilot.model.engine import CancelToken, Engine, GenerationConfig, GenerationResult
+from jpilot.model.remote import session_id
 from jpilot.plugins.api import CompletionRequest, GenerationPlan, Prompt, Suggestion
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def complete(
         # Prompt-lookup drafts pay off on multi-line suggestions (bench/completion.py).
         draft_tokens=DRAFT_TOKENS if plan.multiline else 0,
         branches=plan.branches,
+        session=session_id(request.uri),  # a pool keeps one document on one replica
     )
     result = engine.generate(prompt.ids, config, cancel=cancel)
     stats = {

@@ -81,11 +81,17 @@ class JpilotServer(LanguageServer):
         self.exit_code: int | None = None
         self._popups: dict[str, tuple[float, str]] = {}  # kind -> (when, text) shown last
         self._pending_errors: list[str] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # the server's, for other threads
+        self.model.on_error = self.pool_fault
 
     # ---------------------------------------------------------------- settings
     def apply_settings(self, data: Any, base: Settings | None = None) -> None:
         """Parse settings over `base`, queue the problems for a popup, reload what changed."""
         self.settings, errors = parse_settings(data, base)
+        try:
+            self._loop = asyncio.get_running_loop()  # handlers run on the server's loop
+        except RuntimeError:
+            pass
         self.host.set_enabled(self.settings.plugin_enabled())
         self._pending_errors += errors
         self.model.load(self.settings.model)
@@ -109,6 +115,23 @@ class JpilotServer(LanguageServer):
         if now - shown_at >= POPUP_EVERY_S or (force and text != shown):
             self._popups[kind] = (now, text)
             self.window_show_message(types.ShowMessageParams(type=level, message=text))
+
+    def pool_fault(self, message: str) -> None:
+        """Show a model pool's fault (called from any thread), rate-limited like every popup."""
+        if self._loop is None or self._loop.is_closed():
+            log.warning("%s", message)
+            return
+        level = types.MessageType.Warning
+        self._loop.call_soon_threadsafe(self.popup, "pool", f"jpilot: {message}", level)
+
+    def model_for(self, request: CompletionRequest, engine: Any) -> Any:
+        """Return `engine` for model work on `request`, or None where the document's text
+        must stay on this machine: an ignored file never goes to a pool."""
+        if getattr(engine, "remote", False) and self.host.first(
+            "jpilot_ignore_document", request=request
+        ):
+            return None
+        return engine
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         """Log pygls-level errors; popups (rate-limited) only for failing notifications."""

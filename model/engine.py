@@ -74,6 +74,7 @@ class GenerationConfig:
     branches: int = 1  # greedy only: first tokens tried, likeliest first line kept (1 = off)
     heal: bytes = b""  # bytes the output must start with (token healing; see healing.py);
     # the caller removed them from the prompt, and they are not part of the result's text
+    session: str = ""  # who asks (remote.session_id): a pool routes on it; Engine ignores it
 
 
 @dataclass

@@ -20,6 +20,9 @@ class ModelSettings:
     path: str = ""  # bundle folder; "" = the embedded default model
     device: str = "auto"  # "auto", "cpu" or "cuda"
     threads: int = 0  # ONNX Runtime intra-op threads; 0 = one per core
+    url: str = ""  # OpenAI-compatible pool, e.g. http://host:8000/v1; "" = run the model here
+    token_env: str = "JPILOT_TOKEN"  # environment variable holding the pool's bearer token
+    name: str = ""  # model name sent to the pool; "" = the first one it lists
 
 
 @dataclass
@@ -195,6 +198,8 @@ def _check(key: str, value: Any, default: Any) -> str | None:
         return None
     if not isinstance(value, str):
         return "expected a string"
+    if key == "model.url" and value and not value.startswith(("http://", "https://")):
+        return "expected an http:// or https:// URL such as http://host:8000/v1, or nothing"
     choices = _CHOICES.get(key)
     if choices and value not in choices:
         return "expected one of " + ", ".join(repr(c) for c in choices)
