@@ -138,7 +138,8 @@ def run_complete(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         print(f"error: --settings is not valid JSON ({exc})", file=sys.stderr)
         return 2
-    settings, errors = parse_settings(options)
+    host = default_host()  # its plugins' declared settings are checked with the server's
+    settings, errors = parse_settings(options, plugins=host.declared_settings())
     for error in errors:
         print(f"warning: {error}", file=sys.stderr)
     try:
@@ -151,7 +152,6 @@ def run_complete(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {args.file}: {exc}", file=sys.stderr)
         return 2
-    host = default_host()
     host.set_enabled(settings.plugin_enabled())
     device = args.device or settings.model.device
     try:
