@@ -71,6 +71,7 @@ class RemoteManifest:
     """The part of a bundle manifest callers read."""
 
     n_positions: int
+    abilities: dict[str, float] = field(default_factory=dict)  # as the pool reports them
 
 
 @dataclass
@@ -114,6 +115,7 @@ class RemoteEngine:
         guard: Callable[[str], str] | None = None,
         on_error: Callable[[str], None] | None = None,
         token_env: str = "JPILOT_TOKEN",
+        transport: httpx.AsyncBaseTransport | None = None,  # tests: httpx.MockTransport
     ) -> None:
         self.url = url.rstrip("/")
         self.model = model
@@ -137,7 +139,9 @@ class RemoteEngine:
         self._thread.name = "jpilot-remote-io"
         self._thread.start()
         timeout = httpx.Timeout(READ_S, connect=CONNECT_S)
-        self._client = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout)
+        self._client = httpx.AsyncClient(
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport
+        )
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jpilot-engine")
 
     @property
@@ -184,6 +188,8 @@ class RemoteEngine:
             raise wire.PoolError(wire.http_problem(response, self._token_hint()))
         if isinstance(ext.get("n_positions"), int):
             self.bundle.manifest.n_positions = ext["n_positions"]
+        if isinstance(ext.get("abilities"), dict):  # measured by `jpilot model eval`
+            self.bundle.manifest.abilities = dict(ext["abilities"])
 
     async def _get_json(self, path: str) -> Any:
         """GET a JSON document; raise PoolError with a one-line reason."""

@@ -36,6 +36,7 @@ class PoolServer:
         self.fault: str | None = None  # "401", "500", "garbage", "hang" (no answer)
         self.step_delay = 0.0  # seconds slept after each generated token
         self.first_delay = 0.0  # seconds of "queueing" before generation (heartbeats sent)
+        self.third_party = False  # no jpilot extensions: no tokenizer, no ext fields
         self.gone: list[str] = []  # x-session-id of each stream whose client went away
         self.finishes: list[str] = []  # the engine's finish_reason per generation
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
@@ -124,13 +125,15 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorized():
             return None
         manifest = self.pool.engine.bundle.manifest
+        if self.path == "/v1/models" and self.pool.third_party:
+            return self._json(200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
         if self.path == "/v1/models":
             ext = {"n_positions": manifest.n_positions, "fim": manifest.fim is not None,
                    "architecture": "gptj", "dtype": "fp32"}  # fmt: skip
             entry = {"id": MODEL, "object": "model", "created": 0, "owned_by": "jpilot",
                      "jpilot": ext}  # fmt: skip
             return self._json(200, {"object": "list", "data": [entry]})
-        if self.path == "/v1/jpilot/tokenizer":
+        if self.path == "/v1/jpilot/tokenizer" and not self.pool.third_party:
             body = (self.pool.bundle / "tokenizer.json").read_bytes()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
