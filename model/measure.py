@@ -66,8 +66,11 @@ def report(scores: dict[str, float]) -> None:
             bound = f"{'>=' if t.higher_is_better else '<='} {t.bound:g}"
             print(f"{feature:<10} {t.score:<22} {shown:>7} {span:>15} {bound:>11}")
         print(f"{'':<10} -> {'passes' if passes(scores, feature) else 'off by default'}")
-    if "name_baseline_rouge_l" in scores:
-        print(f"name-only baseline ROUGE-L {scores['name_baseline_rouge_l']:.1f}")
+    for label in ("name", "constant"):
+        key = f"{label}_baseline_rouge_l"
+        if key in scores:
+            print(f"{label} baseline ROUGE-L {scores[key]:.1f} "
+                  f"({scores[key + '_low']:.1f} - {scores[key + '_high']:.1f})")  # fmt: skip
 
 
 def record(folder: Path, scores: dict[str, float]) -> None:

@@ -66,6 +66,8 @@ def degenerate(text: str, prompt: str = "") -> str | None:
         counts[ln] = counts.get(ln, 0) + 1
     if max(counts.values()) > MAX_LINE_REPEATS:
         return "it repeated a line"
+    if "\ufffd" in body:  # bytes that decode to no character: a byte-level model adrift
+        return "it held broken characters"
     prose = [ln for ln in lines if not RULE.match(ln)]
     if not prose:
         return "it was only decoration"

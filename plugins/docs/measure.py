@@ -9,9 +9,10 @@ For each function it scores the first sentence of the hover summary, of the gene
 docstring and of an explanation of the function's body against the real docstring's
 first sentence (ROUGE-L F1 x 100, Google's `rouge-score` with stemming), and counts
 outputs that are empty or degenerate (jpilot.plugins.quality) and the repetition rate
-(share of repeated word 3-grams). A template made from the function's name alone
-("list python files" for `list_python_files`) is scored the same way, as the floor a
-useful summary must clear. Intervals: 95% bootstrap over functions, seeded.
+(share of repeated word 3-grams). Two baselines are scored the same way, as floors a
+useful summary must clear: the function's name alone ("list python files" for
+`list_python_files`) and one generic sentence for every function (CONSTANT).
+Intervals: 95% bootstrap over functions, seeded.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from jpilot.plugins.docs import generate
-from jpilot.plugins.quality import degenerate, repetition_rate
+from jpilot.plugins.quality import repetition_rate
 
 BOOTSTRAP_ROUNDS = 2000
+CONSTANT = "Return the value of the given object."  # the generic-sentence baseline
 SENTENCE = re.compile(r"(?<=[.!?])\s|\n\s*\n")
 
 
@@ -96,7 +98,8 @@ def measure(engine: Any, files: list[tuple[str, str]], n: int, seed: int) -> dic
 
     cases = doc_cases(files, n, seed)
     rows: dict[str, dict[str, list[float]]] = {
-        k: {"rouge": [], "bad": [], "rep": []} for k in ("summary", "docstring", "explain", "name")
+        k: {"rouge": [], "bad": [], "rep": []}
+        for k in ("summary", "docstring", "explain", "name", "constant")
     }
     samples: list[tuple[str, str, str]] = []
     for qualified, text, truth in cases:
@@ -115,6 +118,7 @@ def measure(engine: Any, files: list[tuple[str, str]], n: int, seed: int) -> dic
         )
         outputs["explain"] = (words.strip(), expl.rejected if expl else "it was empty")
         outputs["name"] = (node.name.replace("_", " ").strip(), None)
+        outputs["constant"] = (CONSTANT, None)
         for kind, (out, rejected) in outputs.items():
             shown = "" if rejected else first_sentence(out)
             rows[kind]["rouge"].append(rouge(shown, truth))
@@ -124,18 +128,14 @@ def measure(engine: Any, files: list[tuple[str, str]], n: int, seed: int) -> dic
             samples.append((truth, summ, first_sentence(raw)))
     scores: dict[str, float] = {"prose_functions": float(len(rows["summary"]["rouge"]))}
     for kind, row in rows.items():
-        label = "name_baseline" if kind == "name" else kind
+        baseline = kind in ("name", "constant")
+        label = f"{kind}_baseline" if baseline else kind
         scores[f"{label}_rouge_l"] = round(float(np.mean(row["rouge"] or [0.0])), 1)
         low, high = interval(row["rouge"], seed)
         scores[f"{label}_rouge_l_low"], scores[f"{label}_rouge_l_high"] = low, high
-        if kind != "name":
+        if not baseline:
             scores[f"{label}_degenerate"] = round(float(np.mean(row["bad"] or [100.0])), 1)
             scores[f"{label}_repetition"] = round(float(np.mean(row["rep"] or [0.0])), 1)
     for truth, summ, doc in samples:
         print(f"  truth: {truth!r}\n  summary: {summ!r}\n  docstring: {doc!r}")
     return scores
-
-
-def self_check(text: str) -> str | None:
-    """Return why a text would be dropped (re-exported for measuring scripts)."""
-    return degenerate(text)

@@ -39,7 +39,12 @@ def perimeter(radius):
     return 2 * math.pi * radius
 '''
 BROKEN = "def f(x):\n    if x > 1\n        return x\n    return 0\n"
-OPTIONS = {"hints": {"debounceMs": 0, "threshold": 0.5, "minBits": 0.5}}
+# The model-written features on explicitly: the server's answers are compared with the
+# plugins' own on the same tiny model, whatever its recorded abilities.
+OPTIONS = {
+    "hints": {"debounceMs": 0, "threshold": 0.5, "minBits": 0.5, "surprisal": True},
+    "docs": {"summary": True, "docstring": True, "explain": True},
+}
 
 
 def request_for(uri: str, text: str, offset: int = 0, options: dict | None = None):

@@ -29,7 +29,8 @@ async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest):
     """An editor with no model configured (so: the default model) and default hint settings."""
     params = types.InitializeParams(
         capabilities=client_capabilities(request.param),
-        initialization_options={"hints": {"debounceMs": 0}},
+        # hints on explicitly: the embedded model does not pass their threshold ("auto")
+        initialization_options={"hints": {"debounceMs": 0, "surprisal": True}},
     )
     await lsp_client.initialize_session(params)
     yield

@@ -71,10 +71,14 @@ def test_card_table_of_abilities() -> None:
     assert "off by default" in abilities_table({})
     table = abilities_table({"summary_rouge_l": 12.0, "summary_rouge_l_low": 9.0,
                              "summary_rouge_l_high": 15.5, "summary_degenerate": 40.0,
-                             "name_baseline_rouge_l": 20.0})  # fmt: skip
+                             "name_baseline_rouge_l": 20.0,
+                             "constant_baseline_rouge_l": 17.0})  # fmt: skip
     assert "| summary | summary_rouge_l | 12.0 | 9.0 - 15.5 | ≥ 30 | no |" in table
     assert "| hints | hint_precision | - |  | ≥ 50 | no |" in table
-    assert "function's name alone scores ROUGE-L 20.0" in table
+    assert (
+        "function's name alone scores ROUGE-L 20.0, one generic sentence for every "
+        "function 17.0" in table
+    )
 
 
 def test_eval_runs_the_installed_measures_and_records_them(bundle: Path, monkeypatch, capsys):
@@ -89,7 +93,7 @@ def test_eval_runs_the_installed_measures_and_records_them(bundle: Path, monkeyp
     engine = Engine(bundle)
     scores = measure.run_measures(engine, files, 3, 0, {"docs": docs, "hints": hints})
     for key in ("summary_rouge_l", "docstring_degenerate", "explain_rouge_l", "hint_precision",
-                "name_baseline_rouge_l", "ability_seed"):  # fmt: skip
+                "name_baseline_rouge_l", "constant_baseline_rouge_l", "ability_seed"):  # fmt: skip
         assert key in scores, key
     assert scores["prose_functions"] == 1.0 and scores["hint_files"] == 1.0
     measure.report(scores)

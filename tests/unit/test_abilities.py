@@ -89,6 +89,7 @@ def request(
         ("# -----\n" * 14, "it repeated a line"),
         ("-----\n=====", "it was only decoration"),
         ("Return aaaaaaaaaaaa.", "it was a run of one character"),
+        ("7\ufffdur (c\ufffd\ufffdq'", "it held broken characters"),
         ("Return a list of all of all of all of the files.", "it repeated a phrase"),
         ("Tabs and Tabs, and Tabs, and Tabs, and Tabs", "it repeated a phrase"),
         ("total = math.pi * radius**2\nreturn total", "it mostly repeated the code it was given"),

@@ -86,6 +86,20 @@ function onProgress(
   }
 }
 
+/** Say which model-written features the model's measured scores (or the settings) turn on. */
+function featureText(features: Record<string, boolean> | undefined): string {
+  if (!features) {
+    return '';
+  }
+  const on = Object.keys(features).filter((name) => features[name]);
+  const off = Object.keys(features).filter((name) => !features[name]);
+  let text = `; on: ${on.length ? on.join(', ') : 'completion only'}`;
+  if (off.length) {
+    text += `; off: ${off.join(', ')} (for a model that can: jpilot model pull Salesforce/codegen-350M-mono)`;
+  }
+  return text;
+}
+
 /** Ask the server for its state with the `jpilot.status` command, if it has one. */
 async function refreshStatus(c: LanguageClient): Promise<void> {
   const commands = c.initializeResult?.capabilities.executeCommandProvider?.commands ?? [];
@@ -99,10 +113,17 @@ async function refreshStatus(c: LanguageClient): Promise<void> {
       const result = (await c.sendRequest(ExecuteCommandRequest.type, {
         command: STATUS_COMMAND,
         arguments: [],
-      })) as { model?: { state?: string; error?: string | null; path?: string | null } } | null;
+      })) as {
+        model?: {
+          state?: string;
+          error?: string | null;
+          path?: string | null;
+          features?: Record<string, boolean>;
+        };
+      } | null;
       const model = result?.model;
       if (model?.state === 'ready') {
-        status.set('ready', `model ${model.path ?? '(embedded default)'}`);
+        status.set('ready', `model ${model.path ?? '(embedded default)'}${featureText(model.features)}`);
         return;
       }
       if (model?.state === 'failed') {

@@ -125,6 +125,23 @@ local function check_model(jpilot)
     local state = jpilot.value(model.state)
     if state == 'ready' then
       health.ok(('loaded by the server in %.2f s'):format(jpilot.value(model.load_seconds) or 0))
+      -- which model-written features this model's measured scores (or your settings) turn on
+      local features = jpilot.value(model.features)
+      if type(features) == 'table' then
+        local off = {}
+        for _, name in ipairs({ 'summary', 'docstring', 'explain', 'hints' }) do
+          if features[name] == true then
+            health.ok(name .. ': on')
+          else
+            table.insert(off, name)
+          end
+        end
+        if #off > 0 then
+          health.info(table.concat(off, ', ') .. ': off (the model was not measured good enough)',
+            { 'for a model that can: jpilot model pull Salesforce/codegen-350M-mono',
+              'or turn one on anyway, e.g. settings = { docs = { summary = true } }' })
+        end
+      end
     elseif state == 'loading' then
       health.info('the server is still loading it')
     else
@@ -133,6 +150,12 @@ local function check_model(jpilot)
     end
   elseif jpilot.client() then
     health.info('model state unknown: ' .. tostring(err))
+  end
+  local plugins = status and jpilot.value(status.plugins)
+  for name, why in pairs(plugins and jpilot.value(plugins.failed) or {}) do
+    health.warn(('plugin %s not loaded: %s'):format(name, tostring(why)),
+      { 'fix or uninstall it, or turn it off: settings = { plugins = { ["' .. name
+        .. '"] = { enabled = false } } }' })
   end
   local ms = jpilot.state.last_latency_ms
   if ms then
