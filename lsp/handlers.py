@@ -17,6 +17,7 @@ from jpilot.lsp.documents import register_documents
 from jpilot.lsp.features import register_features
 from jpilot.lsp.plugins import PluginHost
 from jpilot.lsp.server import JpilotServer, watch_parent
+from jpilot.model.abilities import FEATURES, feature_on
 
 log = logging.getLogger(__name__)
 STATUS_COMMAND = "jpilot.status"
@@ -104,6 +105,15 @@ def mark_first(ls: JpilotServer, items: list) -> None:
         ls.stats.first_completion_s = time.monotonic() - STARTED
 
 
+def features_on(ls: JpilotServer) -> dict[str, bool]:
+    """Return which model-written features are on: explicit settings, else measured ability."""
+    docs, hints = ls.settings.docs, ls.settings.hints
+    settings = {"summary": docs.summary, "docstring": docs.docstring, "explain": docs.explain,
+                "hints": hints.surprisal}  # fmt: skip
+    abilities = ls.model_abilities()
+    return {f: feature_on(settings[f], abilities, f) for f in FEATURES}
+
+
 def status_of(ls: JpilotServer) -> dict[str, Any]:
     """Return the model state, plugins, settings problems and counters as JSON data."""
     engine = ls.model.engine
@@ -118,6 +128,8 @@ def status_of(ls: JpilotServer) -> dict[str, Any]:
             "load_seconds": ls.model.load_seconds,
             "cache_hits": engine.cache.hits if engine else 0,
             "cache_misses": engine.cache.misses if engine else 0,
+            # model-written feature -> on for this model and these settings (model/abilities.py)
+            "features": features_on(ls),
         },
         "plugins": {
             "loaded": ls.host.names(),
