@@ -14,8 +14,10 @@ import dataclasses
 import difflib
 import functools
 import inspect
+import json
 import types as pytypes
 import typing
+from collections.abc import Callable
 from typing import Any
 
 from jpilot.plugins import hookspecs
@@ -52,12 +54,26 @@ def type_name(tp: Any) -> str:
     return text.replace("jpilot.plugins.api.", "").replace("jpilot.plugins.features.", "")
 
 
+# The parts of a result that travel to the client as JSON, per hook.
+JSON_PARTS: dict[str, Callable[[Any], Any]] = {
+    "jpilot_status": lambda facts: facts,
+    "jpilot_execute_command": lambda answer: answer,
+    "jpilot_diagnostics": lambda findings: [f.data for f in findings],
+    "jpilot_code_actions": lambda actions: [a.data for a in actions],
+}
+
+
 def check_result(hook: str, value: Any) -> str | None:
     """Return why `value` is not a valid result of `hook`, or None if it is."""
     problem = mismatch(value, declared_return(hook), "")
-    if problem is None:
-        return None
-    return f"{problem}; {hook} must return {type_name(declared_return(hook))}"
+    if problem is not None:
+        return f"{problem}; {hook} must return {type_name(declared_return(hook))}"
+    if hook in JSON_PARTS:
+        try:
+            json.dumps(JSON_PARTS[hook](value))
+        except (TypeError, ValueError) as exc:
+            return f"returned data that is not JSON-able ({exc}); {hook} sends it to the editor"
+    return None
 
 
 def mismatch(value: Any, tp: Any, where: str) -> str | None:

@@ -110,6 +110,8 @@ def test_findings_of_the_wrong_type_are_dropped_and_counted():
         ("jpilot_status", {1: "x"}, "returned int 1 at result key"),
         ("jpilot_generation_plan", {"max_tokens": 3}, "returned dict"),
         ("jpilot_ignore_document", "yes", "must return bool | None"),
+        ("jpilot_status", {"seen": {1, 2}}, "not JSON-able (Object of type set"),
+        ("jpilot_diagnostics", [Finding(0, 1, "m", 1, "c", {"x": object()})], "not JSON-able"),
     ],
 )
 def test_check_result_names_what_is_wrong(hook: str, value: object, why: str):
