@@ -20,6 +20,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcContentModified
 from pygls.workspace import TextDocument
 
+from jpilot.lsp.plugins import hover_markdown
 from jpilot.lsp.positions import offset_at, position_at
 from jpilot.lsp.server import JpilotServer
 from jpilot.plugins.api import CompletionRequest
@@ -101,6 +102,13 @@ class Diagnostics:
         )
 
     async def _run(self, uri: str, cancel: threading.Event) -> None:
+        """Compute and publish; log a failure rather than let the task die unseen."""
+        try:
+            await self._publish(uri, cancel)
+        except Exception:
+            log.exception("diagnostics for %s failed", uri)
+
+    async def _publish(self, uri: str, cancel: threading.Event) -> None:
         """Compute and publish; give up quietly if cancelled or the document changed."""
         await asyncio.sleep(self.ls.settings.hints.debounce_ms / 1000)
         doc = self.ls.document(uri)
@@ -109,8 +117,8 @@ class Diagnostics:
         request = self.ls.snapshot(doc, types.Position(line=0, character=0))
         engine = await self.ls.wait_for_model()
         host = self.ls.host
-        findings = await off_loop(
-            lambda: host.concat(
+        found = await off_loop(
+            lambda: host.each(
                 "jpilot_diagnostics",
                 request=request,
                 engine=self.ls.model_for(request, engine),
@@ -121,13 +129,15 @@ class Diagnostics:
         current = self.ls.document(uri)
         if cancel.is_set() or current is None or current.version != request.version:
             return
-        findings.sort(key=lambda f: -f.score)  # most surprising first
+        findings = sorted(((p, f) for p, fs in found for f in fs), key=lambda pf: -pf[1].score)
+        published = []  # most surprising first; a finding that cannot be converted is skipped
+        for plugin, finding in findings:
+            try:
+                published.append(diagnostic(current, request.text, finding))
+            except Exception as exc:
+                host.fault(plugin, "jpilot_diagnostics", f"a Finding could not be sent: {exc}")
         self.ls.text_document_publish_diagnostics(
-            types.PublishDiagnosticsParams(
-                uri=uri,
-                version=request.version,
-                diagnostics=[diagnostic(current, request.text, f) for f in findings],
-            )
+            types.PublishDiagnosticsParams(uri=uri, version=request.version, diagnostics=published)
         )
         if self.running.get(uri) is cancel:
             del self.running[uri]
@@ -146,9 +156,7 @@ def register_features(server: JpilotServer) -> Diagnostics:
         request = ls.snapshot(doc, params.position)
         engine, cancel = ls.model.engine, threading.Event()  # no waiting on a model load
         markdown = await off_loop(
-            lambda: ls.host.first(
-                "jpilot_hover", request=request, engine=ls.model_for(request, engine), cancel=cancel
-            ),
+            lambda: hover_markdown(ls.host, request, ls.model_for(request, engine), cancel),
             cancel,
         )
         if not markdown:

@@ -38,6 +38,8 @@ def build_server(host: PluginHost | None = None) -> JpilotServer:
     @server.feature(types.INITIALIZED)
     async def initialized(ls: JpilotServer, params: types.InitializedParams) -> None:
         ls.flush_setting_errors()
+        if notice := ls.host.failure_notice():  # plugins blocked at load
+            ls.popup("plugin-load", notice, types.MessageType.Warning)
         await pull_configuration(ls)
         await report_model_load(ls)
 
@@ -136,6 +138,7 @@ def status_of(ls: JpilotServer) -> dict[str, Any]:
             "failed": ls.host.failed,
             "disabled": sorted(ls.host.disabled),
             "errors": ls.host.errors,
+            "last_error": ls.host.last_error,  # "plugin.hook" -> the latest failure
             "facts": plugin_facts,
         },
         "adaptive_level": ls.adaptive.level,

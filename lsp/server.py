@@ -83,11 +83,12 @@ class JpilotServer(LanguageServer):
         self._pending_errors: list[str] = []
         self._loop: asyncio.AbstractEventLoop | None = None  # the server's, for other threads
         self.model.on_error = self.pool_fault
+        self.host.on_error = self.plugin_fault
 
     # ---------------------------------------------------------------- settings
     def apply_settings(self, data: Any, base: Settings | None = None) -> None:
         """Parse settings over `base`, queue the problems for a popup, reload what changed."""
-        self.settings, errors = parse_settings(data, base)
+        self.settings, errors = parse_settings(data, base, self.host.declared_settings())
         try:
             self._loop = asyncio.get_running_loop()  # handlers run on the server's loop
         except RuntimeError:
@@ -123,6 +124,13 @@ class JpilotServer(LanguageServer):
             return
         level = types.MessageType.Warning
         self._loop.call_soon_threadsafe(self.popup, "pool", f"jpilot: {message}", level)
+
+    def plugin_fault(self, message: str) -> None:
+        """Show a plugin's failure in a hook (called from any thread), rate-limited."""
+        if self._loop is None or self._loop.is_closed():
+            return  # before initialize: the host has logged it
+        level = types.MessageType.Warning
+        self._loop.call_soon_threadsafe(self.popup, "plugin-error", message, level)
 
     def model_for(self, request: CompletionRequest, engine: Any) -> Any:
         """Return `engine` for model work on `request`, or None where the document's text

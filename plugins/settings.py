@@ -10,7 +10,9 @@ documents every setting; keep the two in step.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +81,7 @@ class HintsSettings:
 @dataclass
 class PluginSettings:
     enabled: bool = True
+    options: Any = None  # the plugin's own settings: its jpilot_settings dataclass, or None
 
 
 @dataclass
@@ -135,11 +138,21 @@ def camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def parse_settings(data: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
-    """Read settings from a JSON object over `base`; return them and the problems found."""
+def parse_settings(
+    data: Any, base: Settings | None = None, plugins: Mapping[str, Any] | None = None
+) -> tuple[Settings, list[str]]:
+    """Read settings from a JSON object over `base`; return them and the problems found.
+
+    `plugins` maps each installed plugin's name to its declared settings (the defaults
+    dataclass of its jpilot_settings hook, or None): with it, unknown plugin names and
+    keys are reported, and every plugin with declared settings gets its `options`.
+    """
     settings = dataclasses.replace(base) if base is not None else Settings()
     settings.plugins = dict(settings.plugins)
     errors: list[str] = []
+    for name, defaults in (plugins or {}).items():
+        if defaults is not None and name not in settings.plugins:
+            settings.plugins[name] = PluginSettings(options=defaults)
     if data is None:
         return settings, errors
     if not isinstance(data, dict):
@@ -148,7 +161,7 @@ def parse_settings(data: Any, base: Settings | None = None) -> tuple[Settings, l
         data = data["jpilot"]
     for section, value in data.items():
         if section == "plugins":
-            _parse_plugins(value, settings, errors)
+            _parse_plugins(value, settings, errors, plugins)
             continue
         current = getattr(settings, snake(section), None)
         if not dataclasses.is_dataclass(current) or isinstance(current, type):
@@ -171,7 +184,7 @@ def _parse_section(section: str, current: Any, data: dict, errors: list[str]) ->
             errors.append(f"unknown setting {section}.{key}")
             continue
         default = getattr(current, name)
-        problem = _check(f"{section}.{name}", value, default)
+        problem = _check(f"{section}.{name}", value, default, fields[name].metadata)
         if problem:
             errors.append(f"{section}.{camel(name)}: {problem}, got {value!r}; using {default!r}")
         else:
@@ -179,40 +192,60 @@ def _parse_section(section: str, current: Any, data: dict, errors: list[str]) ->
     return dataclasses.replace(current, **updates)
 
 
-def _check(key: str, value: Any, default: Any) -> str | None:
-    """Return why `value` is invalid for `key`, or None."""
+def _check(key: str, value: Any, default: Any, meta: Mapping[str, Any] | None = None) -> str | None:
+    """Return why `value` is invalid for `key` (a field's `meta` may give a plugin
+    setting's "range" or "choices"), or None."""
+    meta = meta or {}
     if key in _AUTO:
         ok = isinstance(value, bool) or value == "auto"
         return None if ok else 'expected "auto", true or false'
     if isinstance(default, bool):
         return None if isinstance(value, bool) else "expected true or false"
     if isinstance(default, int):
-        lo, hi = _RANGES.get(key, (-(1 << 62), 1 << 62))
+        lo, hi = _RANGES.get(key, meta.get("range", (-(1 << 62), 1 << 62)))
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             return f"expected an integer from {int(lo)} to {int(hi)}"
         return None
     if isinstance(default, float):
-        lo, hi = _RANGES.get(key, (float("-inf"), float("inf")))
+        lo, hi = _RANGES.get(key, meta.get("range", (float("-inf"), float("inf"))))
         if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
             return f"expected a number from {lo} to {hi}"
         return None
+    if isinstance(default, list | dict):
+        kind = "a list" if isinstance(default, list) else "an object"
+        return None if isinstance(value, type(default)) else f"expected {kind}"
     if not isinstance(value, str):
         return "expected a string"
     if key == "model.url" and value and not value.startswith(("http://", "https://")):
         return "expected an http:// or https:// URL such as http://host:8000/v1, or nothing"
-    choices = _CHOICES.get(key)
+    choices = _CHOICES.get(key) or meta.get("choices")
     if choices and value not in choices:
         return "expected one of " + ", ".join(repr(c) for c in choices)
     return None
 
 
-def _parse_plugins(value: Any, settings: Settings, errors: list[str]) -> None:
-    """Read `plugins.<name>.enabled` flags."""
+def _parse_plugins(
+    value: Any, settings: Settings, errors: list[str], declared: Mapping[str, Any] | None
+) -> None:
+    """Read `plugins.<name>`: its `enabled` flag and the settings the plugin declared."""
     if not isinstance(value, dict):
         errors.append(f"plugins must be an object, got {value!r}")
         return
     for name, conf in value.items():
-        if not isinstance(conf, dict) or not isinstance(conf.get("enabled", True), bool):
-            errors.append(f'plugins.{name}: expected {{"enabled": true|false}}, got {conf!r}')
+        if declared is not None and name not in declared:
+            close = difflib.get_close_matches(name, list(declared), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "installed: " + ", ".join(declared)
+            errors.append(f"unknown plugin {name!r} in plugins ({hint})")
             continue
-        settings.plugins[name] = PluginSettings(enabled=conf.get("enabled", True))
+        if not isinstance(conf, dict) or not isinstance(conf.get("enabled", True), bool):
+            errors.append(f'plugins.{name}: expected {{"enabled": true|false, ...}}, got {conf!r}')
+            continue
+        options = (settings.plugins.get(name) or PluginSettings()).options
+        if options is None and declared is not None:
+            options = declared.get(name)
+        rest = {key: item for key, item in conf.items() if key != "enabled"}
+        if dataclasses.is_dataclass(options) and not isinstance(options, type):
+            options = _parse_section(f"plugins.{name}", options, rest, errors)
+        elif declared is not None:
+            errors += [f"unknown setting plugins.{name}.{key}" for key in rest]
+        settings.plugins[name] = PluginSettings(enabled=conf.get("enabled", True), options=options)

@@ -100,6 +100,12 @@ function featureText(features: Record<string, boolean> | undefined): string {
   return text;
 }
 
+/** Name the plugins the server could not load (jpilot.status plugins.failed). */
+function pluginText(plugins: { failed?: Record<string, string> } | undefined): string {
+  const failed = Object.keys(plugins?.failed ?? {});
+  return failed.length ? `; plugins not loaded: ${failed.join(', ')} (see the log)` : '';
+}
+
 /** Ask the server for its state with the `jpilot.status` command, if it has one. */
 async function refreshStatus(c: LanguageClient): Promise<void> {
   const commands = c.initializeResult?.capabilities.executeCommandProvider?.commands ?? [];
@@ -120,10 +126,14 @@ async function refreshStatus(c: LanguageClient): Promise<void> {
           path?: string | null;
           features?: Record<string, boolean>;
         };
+        plugins?: { failed?: Record<string, string> };
       } | null;
       const model = result?.model;
       if (model?.state === 'ready') {
-        status.set('ready', `model ${model.path ?? '(embedded default)'}${featureText(model.features)}`);
+        status.set(
+          'ready',
+          `model ${model.path ?? '(embedded default)'}${featureText(model.features)}${pluginText(result?.plugins)}`,
+        );
         return;
       }
       if (model?.state === 'failed') {
