@@ -97,7 +97,12 @@ def quantize_int8_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     absmax = np.maximum(np.abs(w.min(axis=0).clip(max=0)), w.max(axis=0).clip(min=0))
     scale = (absmax.astype(np.float64) * 2 / 254).astype(np.float32)  # [N]
     scale[scale < np.finfo(np.float32).tiny] = 1.0  # an all-zero column
-    q = np.clip((w / scale).round(), -128, 127).astype(np.int8)
+    q = np.empty(w.shape, dtype=np.int8)
+    step = max(1, (1 << 22) // w.shape[1])  # rows per chunk: ~16 MB of float32 temporaries
+    for k in range(0, w.shape[0], step):
+        block = w[k : k + step] / scale
+        np.round(block, out=block)
+        q[k : k + step] = np.clip(block, -128, 127, out=block)
     return q, scale, np.zeros(w.shape[1], dtype=np.int8)
 
 

@@ -139,7 +139,9 @@ def build_graph(
     shared: set[str] = set()  # activations already quantized (int8: one per input)
 
     def const(name: str, array: np.ndarray) -> str:
-        return store.add(name, array.astype(float_np) if array.dtype == np.float32 else array)
+        return store.add(
+            name, array.astype(float_np, copy=False) if array.dtype == np.float32 else array
+        )
 
     def node(op: str, inputs: list[str], output: str, domain: str = "", **attrs: Any) -> str:
         nodes.append(helper.make_node(op, inputs, [output], name=output, domain=domain, **attrs))
