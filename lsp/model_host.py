@@ -123,7 +123,8 @@ class ModelHost:
     def close(self, wait_s: float = 30.0) -> None:
         """Release the engine, first letting a load in progress finish (a process that
         exits while ONNX Runtime builds a session aborts)."""
-        wait([self.ready], timeout=wait_s)
+        if self.key is not None:  # a load was started (before initialize, none was)
+            wait([self.ready], timeout=wait_s)
         if self.engine is not None:
             self.engine.close()
             self.engine = None

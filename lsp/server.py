@@ -249,7 +249,7 @@ class JpilotServer(LanguageServer):
                 # shield: a cancelled request must not cancel the load everyone waits on
                 ready = asyncio.shield(asyncio.wrap_future(self.model.ready))
                 await asyncio.wait_for(ready, MODEL_WAIT_S)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 return None
         if self.model.engine is None and self.model.error:
             self.popup("model", self.model.error, types.MessageType.Error)

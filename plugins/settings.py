@@ -153,10 +153,12 @@ def parse_settings(
     for name, defaults in (plugins or {}).items():
         if defaults is not None and name not in settings.plugins:
             settings.plugins[name] = PluginSettings(options=defaults)
-    if data is None:
+    if data is None or data == []:  # an empty Lua table reaches us as a JSON list
         return settings, errors
     if not isinstance(data, dict):
         return settings, [f"settings must be an object, got {type(data).__name__}"]
+    if set(data) == {"jpilot"} and data["jpilot"] in ([], {}):
+        return settings, errors
     if isinstance(data.get("jpilot"), dict):  # accept {"jpilot": {...}} too
         data = data["jpilot"]
     for section, value in data.items():

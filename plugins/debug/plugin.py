@@ -127,18 +127,17 @@ def jpilot_diagnostics(request: CompletionRequest, engine: Any, cancel: Any) -> 
 
 def hint_message(hint: Hint) -> str:
     """Say what is unusual about a hinted line and what the model would write."""
+    odds = f"{2 ** hint.gap_bits:,.0f}" if hint.gap_bits < 40 else "over a trillion"
     if hint.slip:
         return (
-            f"Possible slip: the code reads more naturally with `{hint.expected}` here "
-            f"instead of `{hint.actual}` (the model finds it {hint.gap_bits:.1f} bits "
-            "likelier, given the code before and after)"
+            f"Possible slip: did you mean `{hint.expected}`? Given the code before and after, "
+            f"the model finds it {odds} times likelier here than `{hint.actual}`"
         )
     expected = f"`{hint.expected}`" if hint.expected else "something else"
     among = KIND_NAMES.get(hint.kind, "tokens")
     return (
-        f"Unusual code: the model expected {expected} here, not `{hint.actual}` "
-        f"(surprise {hint.gap_bits:.1f} bits, {hint.score:.1f}x the usual spread of "
-        f"{among} in this file)"
+        f"Unusual here: the model expected {expected}, not `{hint.actual}` ({odds} times "
+        f"likelier); few {among} in this file surprise it as much"
     )
 
 

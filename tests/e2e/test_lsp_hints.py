@@ -62,7 +62,7 @@ async def test_a_hint_on_an_injected_bug_is_fixed_by_its_quick_fix_and_goes_away
     where = types.Range(types.Position(line, col), types.Position(line, col + 1))
     assert [(h.range, h.data["expected"]) for h in hints] == [(where, "1")]  # type: ignore[index]
     (hint,) = hints
-    assert hint.message.startswith("Possible slip: the code reads more naturally with `1` here")
+    assert hint.message.startswith("Possible slip: did you mean `1`? Given the code before and")
     assert hint.severity == types.DiagnosticSeverity.Hint and hint.source == "jpilot"
 
     actions = await client.text_document_code_action_async(
