@@ -21,6 +21,7 @@ pip would) and drive a real `jpilot serve` over JSON-RPC (jpilot.plugins.testing
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import shutil
 from collections.abc import Iterator
@@ -121,6 +122,16 @@ def call(plugin: object, hook: str, **kwargs: Any) -> Any:
     if result is not None and (why := check_result(hook, result)):
         raise PluginError(why)
     return result
+
+
+@functools.cache
+def engine(bundle: str = "", threads: int = 2) -> Any:
+    """Return a real engine on a model bundle folder (default: the embedded model that
+    ships with jpilot), loaded once per process, for hooks that take `engine`."""
+    from jpilot.model.default import default_bundle_path
+    from jpilot.model.engine import Engine, EngineConfig
+
+    return Engine(bundle or str(default_bundle_path()), EngineConfig(device="cpu", threads=threads))
 
 
 # ------------------------------------------------------------------ installing and serving

@@ -149,6 +149,12 @@ def test_hook_wrappers_and_foreign_arguments_block_the_plugin():
         def jpilot_hover(self, request, engine, cancel, colour):
             return None
 
+    class Optional:
+        @hookimpl(optionalhook=True)
+        def jpilot_from_the_future(self, request):
+            return None
+
+    assert hook_problems(Optional()) == []
     assert hook_problems(Wrapper()) == [
         "jpilot_hover: hook wrappers are not supported; use a plain @hookimpl"
     ]
@@ -270,3 +276,14 @@ def test_testing_request_carries_the_plugins_settings():
         testing.request(
             "x", plugin=plugin, name="opts", settings={"plugins": {"opts": {"limit": 0}}}
         )  # noqa: E501
+
+
+def test_testing_engine_is_a_real_engine_for_the_docs_hooks(tiny_bundle: Path):
+    from jpilot.plugins.docs import plugin as docs
+
+    source = 'def add(a, b):\n    """Add two numbers."""\n    return a + b\n'
+    engine = testing.engine(str(tiny_bundle))
+    assert testing.engine(str(tiny_bundle)) is engine  # loaded once
+    req = testing.request(source, source.index("add") + 1)
+    hover = testing.call(docs, "jpilot_hover", request=req, engine=engine, cancel=None)
+    assert hover.startswith("```python\ndef add(a, b)\n```\n\nAdd two numbers.")
