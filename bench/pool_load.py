@@ -37,6 +37,8 @@ import httpx
 
 from jpilot.model.default import default_bundle_path
 from jpilot.model.engine import Engine, EngineConfig, GenerationConfig
+from jpilot.model.serve.api import parse_request
+from jpilot.model.serve.replica import PoolEngine
 
 FILES = ["textwrap.py", "difflib.py", "argparse.py", "shutil.py", "csv.py", "heapq.py"]
 CONTEXT, SUFFIX, HOLE = 600, 300, 240  # characters before the hole, after it, retyped
@@ -73,23 +75,31 @@ def summary(rows: list[dict], seconds: float) -> dict:
     }
 
 
-def local_run(bundle: Path, plan: list[tuple[str, str]], max_tokens: int) -> list[dict]:
-    """Run one user's requests on a local engine (the same prompt as the pool builds)."""
-    engine = Engine(bundle, EngineConfig(device="cpu", threads=1))
-    budget = engine.n_positions - max_tokens
-    rows = []
-    for step, (prefix, suffix) in enumerate(plan):
-        t0 = time.perf_counter()
-        ids = engine.tokenizer.infill_prompt(prefix, suffix, budget)
-        result = engine.generate(ids, GenerationConfig(max_new_tokens=max_tokens))
-        rows.append(
-            {
-                "step": step,
-                "ms": (time.perf_counter() - t0) * 1000,
-                "prompt_tokens": result.prompt_tokens,
-                "cached_tokens": result.reused_tokens,
-            }
-        )
+def paired_run(bundle: Path, url: str, plan: list[tuple[str, str]], max_tokens: int) -> dict:
+    """Send one user's requests to a local engine and to the pool in turn; return both rows."""
+    # Alternating request by request keeps the two sides under the same machine load.
+    engine = Engine(bundle, EngineConfig(device="cpu", threads=1, cache_entries=64))
+    pool, budget = PoolEngine(engine, "local"), engine.n_positions - 1
+    rows: dict[str, list[dict]] = {"local": [], "pool_1user": []}
+    with httpx.Client(timeout=120) as client:
+        for step, (prefix, suffix) in enumerate(plan):
+            body = {"prompt": prefix, "suffix": suffix, "max_tokens": max_tokens, "temperature": 0}
+            t0 = time.perf_counter()
+            ids, heal = pool.prompt_ids(parse_request(body, budget))  # as a replica builds it
+            result = engine.generate(ids, GenerationConfig(max_new_tokens=max_tokens, heal=heal))
+            ms = (time.perf_counter() - t0) * 1000
+            rows["local"].append(
+                {"step": step, "ms": ms, "prompt_tokens": result.prompt_tokens,
+                 "cached_tokens": result.reused_tokens}
+            )  # fmt: skip
+            t0 = time.perf_counter()
+            answer = client.post(f"{url}/v1/completions", json=body, headers={"x-session-id": "p"})
+            ms = (time.perf_counter() - t0) * 1000
+            use = answer.raise_for_status().json()["usage"]
+            rows["pool_1user"].append(
+                {"step": step, "ms": ms, "prompt_tokens": use["prompt_tokens"],
+                 "cached_tokens": use["prompt_tokens_details"]["cached_tokens"]}
+            )  # fmt: skip
     engine.close()
     return rows
 
@@ -137,6 +147,7 @@ def deploy(bundle: Path, replicas: int) -> None:
     from jpilot.model.serve.app import build_app
 
     serve.delete("jpilot")
+    time.sleep(2)  # let the old replicas release their CPUs
     app = build_app(str(bundle), "bench", [], replicas=replicas, cpus_per_replica=1)
     serve.run(app, name="jpilot", route_prefix="/")
 
@@ -150,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--max-seconds", type=float, default=60, help="per phase")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--rounds", type=int, default=2, help="1- and 2-replica runs each")
     parser.add_argument("--json", type=Path, help="write every request's figures here")
     args = parser.parse_args(argv)
     bundle = args.bundle or default_bundle_path()
@@ -158,41 +170,51 @@ def main(argv: list[str] | None = None) -> int:
     from ray import serve
 
     report: dict[str, Any] = {"bundle": str(bundle), "users": args.users}
-    one = users(1, args.requests * 2, seed=1)
-    report["local"] = local_run(bundle, one[0], args.max_tokens)
+    url, one = f"http://127.0.0.1:{args.port}", users(1, args.requests * 2, seed=1)[0]
+    many = users(args.users, args.requests)
+    runs: list[tuple[str, int, bool]] = []
+    for _ in range(args.rounds):  # alternated, so a change in machine load hits both
+        runs += [("load_1replica", 1, True), ("load_2replicas", 2, True)]
+    runs.append(("load_2replicas_random", 2, False))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": args.port})
-        url, many = f"http://127.0.0.1:{args.port}", users(args.users, args.requests)
-        phases = [
-            ("pool_1user", 1, one, True),
-            ("load_1replica", 1, many, True),
-            ("load_2replicas", 2, many, True),
-            ("load_2replicas_random", 2, many, False),
-        ]
-        deployed = 0
-        for name, replicas, plans, affinity in phases:
-            if replicas != deployed or name.endswith("random"):
-                deploy(bundle, replicas)
-                deployed = replicas
+        deploy(bundle, 1)
+        report |= paired_run(bundle, url, one, args.max_tokens)
+        for name, replicas, affinity in runs:
+            deploy(bundle, replicas)  # empty caches for every run
             rows, seconds = asyncio.run(
-                replay(url, plans, args.max_tokens, args.max_seconds, affinity)
+                replay(url, many, args.max_tokens, args.max_seconds, affinity)
             )
-            report[name] = rows
-            report[name + "_seconds"] = seconds
+            report.setdefault(name, []).append({"rows": rows, "seconds": seconds})
     finally:
         serve.shutdown()
         ray.shutdown()
-    print(f"{'phase':<24}{'requests':>9}{'p50 ms':>9}{'p95 ms':>9}{'per s':>8}{'cached':>8}")
-    figures = {"local": summary(report["local"], sum(r["ms"] for r in report["local"]) / 1000)}
-    for name in ("pool_1user", "load_1replica", "load_2replicas", "load_2replicas_random"):
-        figures[name] = summary(report[name], report[name + "_seconds"])
+    figures: dict[str, Any] = {
+        name: summary(report[name], sum(r["ms"] for r in report[name]) / 1000)
+        for name in ("local", "pool_1user")
+    }
+    for name, _, _ in runs:
+        figures[name] = [summary(run["rows"], run["seconds"]) for run in report[name]]
+    print(
+        f"{'phase':<24}"
+        + "".join(f"{h:>9}" for h in ("requests", "p50 ms", "p95 ms", "per s", "cached"))
+    )
     for name, f in figures.items():
-        print(f"{name:<24}{f['requests']:>9}{f['p50_ms']:>9}{f['p95_ms']:>9}{f['per_s']:>8}"
-              f"{f['cached_ratio']:>8}")  # fmt: skip
-    added = figures["pool_1user"]["p50_ms"] - figures["local"]["p50_ms"]
-    scale = figures["load_2replicas"]["per_s"] / figures["load_1replica"]["per_s"]
-    print(f"pool adds {added:.1f} ms p50 over the local engine; 2 replicas give {scale:.2f}x")
+        for one_run in f if isinstance(f, list) else [f]:
+            cells = [one_run[k] for k in ("requests", "p50_ms", "p95_ms", "per_s", "cached_ratio")]
+            print(f"{name:<24}" + "".join(f"{c:>9}" for c in cells))
+    added = statistics.median(
+        p["ms"] - q["ms"] for p, q in zip(report["pool_1user"], report["local"], strict=True)
+    )
+    ratios = [
+        two["per_s"] / one["per_s"]
+        for one, two in zip(figures["load_1replica"], figures["load_2replicas"], strict=True)
+    ]
+    scaling = ", ".join(f"{r:.2f}x" for r in ratios)
+    print(f"the pool adds {added:.1f} ms per request (median of paired differences)")
+    print(f"2 replicas give {scaling} the completions/s of 1 replica")
+    figures["pool_added_ms"], figures["scaling"] = added, ratios
     report["summary"] = figures
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))

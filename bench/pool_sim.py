@@ -1,10 +1,11 @@
 """How many pool replicas N developers need: a SimPy simulation fed by bench/pool_load.py.
 
 Each replica is one server that runs one generation at a time, as the engine does, so a
-replica is a SimPy resource of capacity 1. A request's service time is drawn from the
-local engine's measured per-request times (the `local` phase of pool_load.py's --json).
-The pool's own overhead, measured as the 1-user pool p50 minus the local p50 (at least
-0), is added to it. Requests are routed as the pool routes them: a developer's session
+replica is a SimPy resource of capacity 1. A request holds its replica for a service time
+drawn from the local engine's measured per-request times (the `local` phase of
+pool_load.py's --json). The pool's own overhead (HTTP, proxy, routing), measured as the
+1-user pool p50 minus the local p50 (at least 0), is added to its latency but does not
+hold the replica. Requests are routed as the pool routes them: a developer's session
 always goes to the same replica (a uniform hash), unless that replica holds
 --max-ongoing requests, in which case the least-loaded replica takes it.
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import statistics
 import sys
@@ -35,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import simpy
+
+OVERHEAD = [0.0]  # seconds each request spends outside its replica, set from the measurement
 
 
 def p95(values: list[float]) -> float:
@@ -46,8 +50,11 @@ def p95(values: list[float]) -> float:
 class Pool:
     """c replicas with session affinity and least-loaded fallback."""
 
-    def __init__(self, env: simpy.Environment, replicas: int, max_ongoing: int) -> None:
+    def __init__(
+        self, env: simpy.Environment, replicas: int, max_ongoing: int, overhead: float
+    ) -> None:
         self.env = env
+        self.overhead = overhead  # seconds outside the replica (HTTP, proxy, routing)
         self.replicas = [simpy.Resource(env, capacity=1) for _ in range(replicas)]
         self.max_ongoing = max_ongoing
 
@@ -65,14 +72,15 @@ class Pool:
         with replica.request() as turn:
             yield turn
             yield self.env.timeout(seconds)
+        yield self.env.timeout(self.overhead)  # it does not hold the replica
         done.append(self.env.now - start)
 
 
 def closed_loop(service: Callable[[], float], users: int, replicas: int, max_ongoing: int,
                 horizon: float) -> tuple[float, float]:  # fmt: skip
     """Simulate users that each send the next request on the answer; return (per s, p95 ms)."""
-    env, done = simpy.Environment(), []
-    pool = Pool(env, replicas, max_ongoing)
+    env, done = simpy.Environment(), list[float]()
+    pool = Pool(env, replicas, max_ongoing, OVERHEAD[0])
 
     def user(u: int) -> Generator:
         while True:
@@ -87,8 +95,8 @@ def closed_loop(service: Callable[[], float], users: int, replicas: int, max_ong
 def open_loop(service: Callable[[], float], developers: int, rate: float, replicas: int,
               max_ongoing: int, requests: int, rng: random.Random) -> float:  # fmt: skip
     """Simulate Poisson arrivals of `rate`/s from `developers` sessions; return p95 ms."""
-    env, done = simpy.Environment(), []
-    pool = Pool(env, replicas, max_ongoing)
+    env, done = simpy.Environment(), list[float]()
+    pool = Pool(env, replicas, max_ongoing, OVERHEAD[0])
 
     def arrivals() -> Generator:
         for _ in range(requests):
@@ -103,13 +111,22 @@ def open_loop(service: Callable[[], float], developers: int, rate: float, replic
 def replicas_needed(service: Callable[[], float], mean_s: float, developers: int, rate: float,
                     args: argparse.Namespace, rng: random.Random) -> tuple[int, float]:  # fmt: skip
     """Return the fewest replicas whose p95 stays within the target, and that p95."""
-    replicas = max(1, int(rate * mean_s))  # below this the queues grow without bound
-    requests = max(20_000, min(100_000, int(rate * 30)))
-    while True:
-        ms = open_loop(service, developers, rate, replicas, args.max_ongoing, requests, rng)
-        if ms <= args.p95_ms:
-            return replicas, ms
-        replicas += max(1, replicas // 20)
+    requests = max(20_000, min(50_000, int(rate * 20)))
+
+    def p95_of(replicas: int) -> float:
+        return open_loop(service, developers, rate, replicas, args.max_ongoing, requests, rng)
+
+    low = max(1, math.ceil(rate * mean_s))  # below this the queues grow without bound
+    high, step = low, 1
+    while (ms := p95_of(high)) > args.p95_ms:  # double the step until the target holds
+        low, high, step = high + 1, high + step, step * 2
+    while low < high:  # then bisect: the fewest replicas that meet it
+        mid = (low + high) // 2
+        if (mid_ms := p95_of(mid)) <= args.p95_ms:
+            high, ms = mid, mid_ms
+        else:
+            low = mid + 1
+    return high, ms
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     local = [r["ms"] / 1000 for r in load["local"]]
     local_p50 = statistics.median(r["ms"] for r in load["local"])
     overhead = max(0.0, load["summary"]["pool_1user"]["p50_ms"] - local_p50) / 1000
-    samples = [s + overhead for s in local]
+    OVERHEAD[0], samples = overhead, local
 
     def service() -> float:
         return rng.choice(samples) / args.speedup
@@ -137,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"service time: mean {mean_s * 1000:.1f} ms, pool overhead {overhead * 1000:.1f} ms")
     print(f"{'validate':<16}{'measured/s':>11}{'sim/s':>8}{'measured p95':>14}{'sim p95':>9}")
     for name, replicas in (("load_1replica", 1), ("load_2replicas", 2)):
-        got = load["summary"][name]
         per_s, ms = closed_loop(service, load["users"], replicas, args.max_ongoing, 300.0)
-        print(f"{name:<16}{got['per_s']:>11}{per_s:>8.1f}{got['p95_ms']:>14}{ms:>9.1f}")
+        for got in load["summary"][name]:  # one line per measured run
+            print(f"{name:<16}{got['per_s']:>11}{per_s:>8.1f}{got['p95_ms']:>14}{ms:>9.1f}")
     print(
         f"plan: {args.active:.0%} of developers active, one completion per {args.interval_s} s"
         f" each, p95 <= {args.p95_ms:.0f} ms, speedup {args.speedup}"
