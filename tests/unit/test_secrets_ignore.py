@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
-from jpilot.plugins import ignore
+from jpilot.plugins import context, ignore
+from jpilot.plugins.api import CompletionRequest
 from jpilot.plugins.secrets import REDACTED, scrub
+from jpilot.plugins.settings import Settings
 
 AWS_ID = "AKIA" + "ABCDEFGHIJKLMNOP"
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -66,3 +72,130 @@ def test_ignore_file_changes_are_picked_up(tmp_path: Path):
     assert not ignore.is_ignored(target, [tmp_path])
     (tmp_path / ".jpilotignore").write_text("gen.py\n")
     assert ignore.is_ignored(target, [tmp_path])
+
+
+# --- hostile ignore files (issue 23, finding 3) -------------------------------------------
+
+
+def run_isolated(code: str, timeout: float = 120) -> str:
+    """Run `code` in a fresh interpreter with 1 GiB of address space; return its stdout.
+
+    The timeout is a liveness bound, far above the time a linear check takes."""
+    limit = "import resource; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+    out = subprocess.run(
+        [sys.executable, "-c", limit + textwrap.dedent(code)],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip()
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo"])
+def test_an_ignore_file_that_never_ends_fails_closed(tmp_path: Path, target: str):
+    if target == "fifo":
+        os.mkfifo(tmp_path / ".jpilotignore")
+    else:
+        (tmp_path / ".jpilotignore").symlink_to(target)
+    answer = run_isolated(f"""
+        from pathlib import Path
+        from jpilot.plugins import ignore
+        root = Path({str(tmp_path)!r})
+        print(ignore.is_ignored(root / "x.py", [root]))
+    """)
+    assert answer == "True"
+
+
+def test_an_oversized_ignore_file_fails_closed(tmp_path: Path):
+    (tmp_path / ".gitignore").write_text("nothing\n" * (ignore.MAX_IGNORE_BYTES // 8 + 1))
+    assert ignore.is_ignored(tmp_path / "x.py", [tmp_path])
+    (tmp_path / ".gitignore").write_text("nothing\n")
+    assert not ignore.is_ignored(tmp_path / "x.py", [tmp_path])
+
+
+def test_a_symlinked_ignore_file_fails_closed(tmp_path: Path):
+    (tmp_path / "rules").write_text("nothing\n")
+    (tmp_path / ".gitignore").symlink_to(tmp_path / "rules")
+    assert ignore.is_ignored(tmp_path / "x.py", [tmp_path])
+
+
+def test_a_catastrophic_pattern_is_answered(tmp_path: Path):
+    # a backtracking matcher needs hours for this; the NFA a few thousand steps
+    (tmp_path / ".gitignore").write_text("*a" * 14 + "*b\n")
+    answer = run_isolated(f"""
+        from pathlib import Path
+        from jpilot.plugins import ignore
+        root = Path({str(tmp_path)!r})
+        names = ["a" * 60, "a" * 20 + "b"]
+        print(*(ignore.is_ignored(root / name, [root]) for name in names))
+    """)
+    assert answer == "False True"
+
+
+def test_spending_the_step_budget_fails_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / ".gitignore").write_text(("*a" * 20 + "*b\n") * 50)
+    name = "a" * 200
+    assert not ignore.is_ignored(tmp_path / name, [tmp_path])
+    monkeypatch.setattr(ignore, "MAX_STEPS", 1000)
+    (tmp_path / ".gitignore").write_text(("*a" * 20 + "*b\n") * 51)  # a new answer
+    assert ignore.is_ignored(tmp_path / name, [tmp_path])
+
+
+def test_any_error_in_the_check_means_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / ".gitignore").write_text("other.py\n")
+
+    def broken(data: bytes) -> list[object]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(ignore.ignore_rules, "parse", broken)
+    assert ignore.is_ignored(tmp_path / "x.py", [tmp_path])
+    assert ignore.is_ignored(Path("relative/x.py"), [])
+
+
+# --- git's semantics (issue 23, finding 4); tests/unit/test_ignore_git.py compares with git --
+
+
+def test_without_a_workspace_root_the_folder_chain_is_read(tmp_path: Path):
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".gitignore").write_text("gen/\n")
+    (tmp_path / "pkg" / "gen").mkdir(parents=True)
+    assert ignore.is_ignored(tmp_path / "pkg" / "gen" / "x.py", [])
+    assert not ignore.is_ignored(tmp_path / "pkg" / "x.py", [])
+    # a workspace root inside the repository: the repository's rules still apply
+    assert ignore.is_ignored(tmp_path / "pkg" / "gen" / "x.py", [tmp_path / "pkg"])
+
+
+def test_a_file_in_an_excluded_folder_cannot_be_re_included(tmp_path: Path):
+    (tmp_path / ".gitignore").write_text("neg/\n!neg/keep.py\n*.log\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / ".gitignore").write_text("!keep.log\n")
+    assert ignore.is_ignored(tmp_path / "neg" / "keep.py", [tmp_path])
+    assert ignore.is_ignored(tmp_path / "sub" / "other.log", [tmp_path])
+    assert not ignore.is_ignored(tmp_path / "sub" / "keep.log", [tmp_path])  # deeper wins
+
+
+def test_dot_dot_is_normalized(tmp_path: Path):
+    (tmp_path / ".gitignore").write_text("/anchored/\n")
+    escaped = Path(f"{tmp_path}/nope/../anchored/x.py")
+    assert ignore.is_ignored(escaped, [tmp_path])
+    r = CompletionRequest(escaped.as_uri(), "python", "", 0, 1, Settings(), path=escaped,
+                          workspace_roots=[tmp_path])  # fmt: skip
+    assert context.jpilot_ignore_document(r) is True
+
+
+def test_a_symlinked_folder_into_an_ignored_folder_is_ignored(tmp_path: Path):
+    (tmp_path / ".gitignore").write_text("private/\n")
+    (tmp_path / "private").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "private")
+    assert ignore.is_ignored(tmp_path / "alias" / "x.py", [tmp_path])
+    assert not ignore.is_ignored(tmp_path / "public.py", [tmp_path])
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["id_ecdsa", "id_ed25519", "credentials.json", ".npmrc", ".pypirc", ".git-credentials",
+     ".pgpass", "store.p12", "prod.tfvars", "terraform.tfstate", ".env.local", ".aws/credentials",
+     ".ssh/config", ".netrc", "cert.pem"],
+)  # fmt: skip
+def test_secrets_files_are_always_ignored(tmp_path: Path, name: str):
+    assert ignore.is_ignored(tmp_path / "project" / name, [tmp_path])
+    assert ignore.is_ignored(Path("/elsewhere") / name, [])
