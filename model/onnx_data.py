@@ -116,11 +116,13 @@ def quantize_int4_blocks(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     rows, cols = w.shape
     blocks = -(-rows // INT4_BLOCK)
-    if blocks * INT4_BLOCK != rows:
-        w = np.pad(w, ((0, blocks * INT4_BLOCK - rows), (0, 0)))
-    w = np.ascontiguousarray(w, dtype=np.float32)
     packed = np.zeros((cols, blocks, INT4_BLOCK // 2), dtype=np.uint8)
-    zero_point = np.zeros((cols, (blocks + 1) // 2), dtype=np.uint8)  # unused: symmetric
     scales = np.zeros((cols, blocks), dtype=np.float32)
-    quantize_matmul_4bits(packed, w, scales, zero_point, INT4_BLOCK, cols, rows, True)
+    step = max(1, (1 << 22) // rows)  # columns per chunk (each is independent): ~16 MB
+    for n in range(0, cols, step):
+        part = np.zeros((blocks * INT4_BLOCK, min(step, cols - n)), dtype=np.float32)
+        part[:rows] = w[:, n : n + step]  # zero-padded to whole blocks, contiguous
+        zero_point = np.zeros((part.shape[1], (blocks + 1) // 2), dtype=np.uint8)  # unused
+        quantize_matmul_4bits(packed[n : n + step], part, scales[n : n + step], zero_point,
+                              INT4_BLOCK, part.shape[1], rows, True)  # fmt: skip
     return packed, scales
