@@ -6,7 +6,7 @@
  *   node drive.mjs CONFIG.json
  *
  * CONFIG: {codeServer, vsix, folder, home, userDataDir, extensionsDir, artifacts,
- *          chromium, userSettings}. At start it installs the .vsix, writes the user
+ *          chromium, userSettings, env (added to code-server's environment)}. At start it installs the .vsix, writes the user
  * settings, starts code-server on a free loopback port with no auth, opens `folder` in
  * headless Chromium and answers {"ready": true, "version": ...}. Requests are
  * {"op": NAME, ...}; answers are {"ok": true, ...} or {"ok": false, "error": ...}.
@@ -20,7 +20,7 @@ import readline from 'node:readline';
 import puppeteer from 'puppeteer-core';
 
 const config = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
-const env = { ...process.env, HOME: config.home, XDG_CONFIG_HOME: path.join(config.home, '.config') };
+const env = { ...process.env, ...(config.env ?? {}), HOME: config.home, XDG_CONFIG_HOME: path.join(config.home, '.config') };
 const log = (...args) => console.error(`[drive ${new Date().toISOString()}]`, ...args);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 let server;
@@ -105,10 +105,10 @@ async function start() {
   await page.evaluateOnNewDocument(() => {
     window.__jpilotStatus = [];
     setInterval(() => {
-      const item = [...document.querySelectorAll('.statusbar-item')].find((e) => /jpilot/.test(e.textContent));
+      const item = [...document.querySelectorAll('.statusbar-item')].find((e) => /Toggle inline suggestions/.test(e.getAttribute('aria-label') ?? ''));
       if (!item) return;
       const icon = [...item.querySelectorAll('.codicon')].map((c) => [...c.classList].find((k) => k.startsWith('codicon-') && k !== 'codicon-modifier-spin')).join(' ');
-      const entry = `${icon}|${item.textContent.trim()}`;
+      const entry = `${icon}|${item.textContent.trim()}|${item.getAttribute('aria-label') ?? ''}`;
       const seen = window.__jpilotStatus;
       if (seen[seen.length - 1] !== entry) seen.push(entry);
     }, 25);
@@ -142,16 +142,11 @@ function readGhost() {
 }
 
 function jpilotStatus() {
-  const item = [...document.querySelectorAll('.statusbar-item')].find((e) => /jpilot/.test(e.textContent));
+  // jpilot's own item (not the window progress item that also says "jpilot"): its
+  // tooltip, part of the aria-label, names the toggle command.
+  const item = [...document.querySelectorAll('.statusbar-item')].find((e) => /Toggle inline suggestions/.test(e.getAttribute('aria-label') ?? ''));
   const icon = item ? [...item.querySelectorAll('.codicon')].map((c) => [...c.classList].find((k) => k.startsWith('codicon-') && k !== 'codicon-modifier-spin')).join(' ') : null;
   return item ? { text: item.textContent.trim(), icon, label: item.getAttribute('aria-label'), history: window.__jpilotStatus } : { text: null, history: window.__jpilotStatus };
-}
-
-async function activeTab() {
-  return page.evaluate(() => {
-    const tab = document.querySelector('.editor-group-container.active .tab.active');
-    return tab ? { label: tab.getAttribute('aria-label') ?? tab.textContent, dirty: tab.classList.contains('dirty') } : null;
-  });
 }
 
 async function quickInput(combo, text) {
@@ -207,14 +202,18 @@ const ops = {
     }
     return { ghost: last, timedOut: true };
   },
-  async save({ file }) {
+  async save({ file, timeoutMs = 10000 }) {
+    // Ctrl+S, then wait for the file on disk to change (every caller has unsaved edits).
+    const where = path.join(config.folder, file);
+    const before = fs.readFileSync(where, 'utf8');
     await keys('Control+S');
-    const clean = await pollPage(() => {
-      const tab = document.querySelector('.editor-group-container.active .tab.active');
-      return tab && !tab.classList.contains('dirty');
-    }, null, 20000);
-    if (!clean) throw new Error(`${file} stayed dirty after Ctrl+S`);
-    return { content: fs.readFileSync(path.join(config.folder, file), 'utf8'), tab: await activeTab() };
+    const deadline = Date.now() + timeoutMs;
+    let content = before;
+    while (content === before && Date.now() < deadline) {
+      await sleep(100);
+      content = fs.readFileSync(where, 'utf8');
+    }
+    return { content };
   },
   async goto({ line, column }) {
     await quickInput('Control+G', `${line}:${column}`);
@@ -237,19 +236,21 @@ const ops = {
     return { text: final || text };
   },
   async codeActions({ pick = null, timeoutMs = 60000 }) {
-    await keys('Control+.');
-    const titles = await pollPage(() => {
-      const rows = [...document.querySelectorAll('.action-widget .monaco-list-row')];
-      const titles = rows.map((r) => (r.querySelector('.title') ?? r).textContent.trim()).filter((t) => t);
-      return titles.length ? titles : null;
-    }, null, timeoutMs);
-    if (!titles) {
+    // Open the lightbulb menu (Ctrl+.) until it lists `pick` (diagnostics arrive late),
+    // then choose it; without `pick`, report the titles of the first non-empty menu.
+    const deadline = Date.now() + timeoutMs;
+    let titles = [];
+    for (;;) {
+      await keys('Control+.');
+      titles = (await pollPage(() => {
+        const rows = [...document.querySelectorAll('.action-widget .monaco-list-row')];
+        const t = rows.map((r) => (r.querySelector('.title') ?? r).textContent.trim()).filter((x) => x);
+        return t.length ? t : null;
+      }, null, 5000)) ?? [];
+      if (pick !== null && titles.includes(pick)) break;
       await keys('Escape');
-      return { titles: [] };
-    }
-    if (pick === null) {
-      await keys('Escape');
-      return { titles };
+      if ((pick === null && titles.length) || Date.now() > deadline) return { titles, picked: null };
+      await sleep(500);
     }
     const rows = await page.$$('.action-widget .monaco-list-row');
     for (const row of rows) {
@@ -267,7 +268,7 @@ const ops = {
     const deadline = Date.now() + timeoutMs;
     let content;
     for (;;) {
-      content = (await ops.save({ file })).content;
+      content = (await ops.save({ file, timeoutMs: 2000 })).content;
       if (content === want || Date.now() > deadline) return { content };
       await sleep(300);
     }
@@ -322,12 +323,39 @@ const ops = {
     }
   },
   async writeSettings({ settings }) {
-    fs.writeFileSync(path.join(config.userDataDir, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
-    return {};
+    // Through VS Code's JSON settings editor, as a user would (it reads its own save at
+    // once): select all, insert the settings as one line, save, close.
+    const file = path.join(config.userDataDir, 'User', 'settings.json');
+    await ops.command({ title: 'Preferences: Open User Settings (JSON)' });
+    const opened = await pollPage(() => {
+      const tab = document.querySelector('.editor-group-container.active .tab.active');
+      return tab && /settings\.json/.test(tab.getAttribute('aria-label') ?? '') && document.activeElement?.closest('.monaco-editor') !== null;
+    }, null, 20000);
+    if (!opened) throw new Error('the user settings.json did not open');
+    await keys('Control+A');
+    await keys('Delete');
+    await page.keyboard.sendCharacter(JSON.stringify(settings));
+    await keys('Shift+Control+End'); // brackets the editor closed on its own
+    await keys('Delete');
+    const want = JSON.stringify(settings);
+    await keys('Control+S');
+    const deadline = Date.now() + 10000;
+    while (Date.now() < deadline) {
+      let now;
+      try {
+        now = JSON.stringify(JSON.parse(fs.readFileSync(file, 'utf8')));
+      } catch {
+        now = null;
+      }
+      if (now === want) break;
+      await sleep(100);
+    }
+    await keys('Control+W');
+    return { written: JSON.parse(fs.readFileSync(file, 'utf8')) };
   },
-  async restricted() {
-    const text = await page.evaluate(() => document.querySelector('.part.statusbar')?.textContent ?? '');
-    return { restricted: /Restricted Mode/.test(text) };
+  async restricted({ timeoutMs = 30000 }) {
+    const found = await pollPage(() => /Restricted Mode/.test(document.querySelector('.part.statusbar')?.textContent ?? ''), null, timeoutMs);
+    return { restricted: Boolean(found) };
   },
   async screenshot({ name }) {
     const file = path.join(config.artifacts, `${name}.png`);
