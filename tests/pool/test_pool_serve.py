@@ -12,6 +12,7 @@ import socket
 import time
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -211,6 +212,22 @@ def test_client_disconnect_stops_decoding_within_a_step(pool: str, client: opena
     start = time.monotonic()
     replica, _ = complete(client, session, max_tokens=2)
     assert replica == after["replica"] and time.monotonic() - start < 5
+
+
+def test_a_full_replica_spills_to_the_other_one(pool: str) -> None:
+    # 6 slow streams of one session at once; its replica holds max_ongoing_requests (4)
+    body = {"prompt": PREFIX, "max_tokens": 12, "stream": True, "jpilot_debug_step_delay": 0.05}
+    headers = {"authorization": f"Bearer {TOKEN}", "x-session-id": "busy"}
+
+    def one(_: int) -> str:
+        with httpx.stream("POST", f"{pool}/v1/completions", json=body, headers=headers) as answer:
+            list(answer.iter_lines())  # to the end: [DONE]
+            return answer.headers["x-jpilot-replica"]
+
+    with ThreadPoolExecutor(6) as threads:
+        replicas = list(threads.map(one, range(6)))
+    owner = max(set(replicas), key=replicas.count)
+    assert replicas.count(owner) >= 4 and len(set(replicas)) == 2, replicas
 
 
 def test_a_killed_replica_is_survived(pool: str, client: openai.OpenAI) -> None:
