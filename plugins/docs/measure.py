@@ -135,6 +135,8 @@ def measure(engine: Any, files: list[tuple[str, str]], n: int, seed: int) -> dic
         scores[f"{label}_rouge_l_low"], scores[f"{label}_rouge_l_high"] = low, high
         if not baseline:
             scores[f"{label}_degenerate"] = round(float(np.mean(row["bad"] or [100.0])), 1)
+            low, high = interval(row["bad"], seed)
+            scores[f"{label}_degenerate_low"], scores[f"{label}_degenerate_high"] = low, high
             scores[f"{label}_repetition"] = round(float(np.mean(row["rep"] or [0.0])), 1)
     for truth, summ, doc in samples:
         print(f"  truth: {truth!r}\n  summary: {summ!r}\n  docstring: {doc!r}")
