@@ -12,7 +12,7 @@ import pytest
 
 from jpilot.plugins import context, ignore
 from jpilot.plugins.api import CompletionRequest
-from jpilot.plugins.secrets import REDACTED, scrub
+from jpilot.plugins.secrets import REDACTED, mask, scrub, spans
 from jpilot.plugins.settings import Settings
 
 AWS_ID = "AKIA" + "ABCDEFGHIJKLMNOP"
@@ -199,3 +199,106 @@ def test_a_symlinked_folder_into_an_ignored_folder_is_ignored(tmp_path: Path):
 def test_secrets_files_are_always_ignored(tmp_path: Path, name: str):
     assert ignore.is_ignored(tmp_path / "project" / name, [tmp_path])
     assert ignore.is_ignored(Path("/elsewhere") / name, [])
+
+
+# --- the scrubber's coverage and the offset-keeping mask (issue 23, finding 5) ---------
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+HOOK = (
+    "https://discord.com/api/webhooks/123456789012345678/"
+    + "AbCdEfGhIjKlMnOpQrStUvWxYz_0123456789-x"
+)
+CAUGHT = [
+    ("token = " + "glpat-" + "Ab1Cd2Ef3Gh4Ij5Kl6Mn", "glpat-Ab1Cd2Ef3Gh4Ij5Kl6Mn"),
+    ("x = " + "xapp-1-A0123456789-1234567890123-" + "abcdef0123456789", "abcdef0123456789"),
+    ("stripe.api_key = " + "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc", "4eC39HqLyjWDarjtT1zdp7dc"),
+    ("k = " + "rk_live_" + "51H8abcdefghijklmnopqrst", "51H8abcdefghijklmnopqrst"),
+    ("//registry.npmjs.org/:_authToken=" + "npm_" + "a" * 36, "npm_" + "a" * 36),
+    ("pw = " + "pypi-AgEIcHlwaS5vcmc" + "CJGU2YjE0YzZhLWE3" * 3, "pypi-AgEIcHlwaS5vcmc"),
+    ("HF = " + "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh", "AbCdEfGhIjKlMnOpQrStUvWxYz"),
+    ("sg = " + "SG." + "ngeVfQFYQlKU0ufo8x5d1A" + "." + "TwL2iGABf9DHoTf-09kqeF8tAmbihYzrnop",
+     "ngeVfQFYQlKU0ufo8x5d1A"),
+    (f"curl -H 'X: {JWT}'", JWT.split(".")[2]),
+    ("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=" + "q8Zp0Wc4TzL1b9aQ==;X=y",
+     "q8Zp0Wc4TzL1b9aQ=="),
+    ("Endpoint=sb://x.net/;SharedAccessKeyName=R;SharedAccessKey=" + "Zm9vYmFyYmF6cXV4MTIz=",
+     "Zm9vYmFyYmF6cXV4MTIz="),
+    ('DB = "postgres://app:' + 'Pg-s3cret@db:5432/app"', "Pg-s3cret"),
+    ('M = "mongodb+srv://admin:' + 'M0ng0pass@cluster0.x.mongodb.net/db"', "M0ng0pass"),
+    ("REDIS_URL=redis://:" + "r3dispass@localhost:6379/0", "r3dispass"),
+    ("url = 'https://bob:" + "hunter22@example.com/repo.git'", "hunter22"),
+    ('os.environ["AWS_SECRET_ACCESS_KEY"] = "' + AWS_SECRET + '"', AWS_SECRET),
+    ('settings["password"] = "' + 'Sup3rS3cret"', "Sup3rS3cret"),
+    ('token = os.getenv("DB_TOKEN", "' + 'dev-token-123")', "dev-token-123"),
+    ("DB_PASSWORD=" + "plainEnvPass1", "plainEnvPass1"),
+    ("export API_TOKEN=" + "abc123def456", "abc123def456"),
+    ("database:\n  password: " + "yamlPass99\n", "yamlPass99"),
+    ('password = """' + 'tr1ple-quoted"""', "tr1ple-quoted"),
+    ("private_key = '" + "MIIBVwIBADANBgkqhkiG'", "MIIBVwIBADANBgkqhkiG"),
+    ('credentials = "' + 'cr3d-value"', "cr3d-value"),
+    ('passphrase: "' + 'correct horse battery"', "correct horse battery"),
+    ("Authorization: Basic " + "dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+    ('headers = {"Authorization": "Bearer ' + 'abc123def456ghi789"}', "abc123def456ghi789"),
+    (f"WEBHOOK = '{HOOK}'", "AbCdEfGhIjKlMnOpQrStUvWxYz_0123456789-x"),
+    ("Server=db;User Id=sa;Password=" + "myPass123;", "myPass123"),
+    ("mysql --password=" + "hunter22 -h db", "hunter22"),
+    ("<password>" + "xmlPass77</password>", "xmlPass77"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "secret"), CAUGHT)
+def test_every_listed_secret_is_caught(text: str, secret: str):
+    out, n = scrub(text)
+    assert secret not in out and n >= 1
+    masked = mask(text)
+    assert secret not in masked and len(masked) == len(text)
+    assert masked[:3] == text[:3]  # the name is kept
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        'tokenizer = "gpt2"',
+        "password: str = ''",
+        "    token: str",
+        "token = tok",
+        "kwargs = dict(token=token,",
+        "password = get_password()",
+        'secret = os.environ["SECRET"]',
+        'if password == "":',
+        'parser.add_argument("--token", help="API token")',
+        'url = "https://example.com:8443/path"',
+        "self.tokens = tokens",
+        "def token_count(text):\n    return len(text.split())\n",
+        'x = "<redacted>"',
+    ],
+)
+def test_ordinary_code_is_left_alone(code: str):
+    assert scrub(code) == (code, 0) and mask(code) == code
+
+
+def test_mask_keeps_every_offset_line_and_column():
+    text = f"# héllo 🐍\nkey = '{AWS_ID}'\n{KEY}\npassword = \"hunter2hunter\"\nx = 1\n"
+    masked = mask(text)
+    assert len(masked) == len(text)
+    assert masked.splitlines() == [
+        "# héllo 🐍",
+        "key = '" + "*" * len(AWS_ID) + "'",
+        *("*" * len(line) for line in KEY.splitlines()),
+        'password = "' + "*" * 13 + '"',
+        "x = 1",
+    ]
+    assert mask(masked) == masked  # idempotent
+    assert mask(text, filler="x").count("x") == masked.count("*") + text.count("x")
+    assert [text[a:b] for a, b in spans(text)][0] == AWS_ID
+
+
+def test_scrub_and_mask_hide_the_same_characters():
+    text = "\n".join(t for t, _ in CAUGHT)
+    found = spans(text)
+    masked = mask(text)
+    hidden = {i for a, b in found for i in range(a, b) if text[i] not in "\r\n"}
+    assert {i for i, (a, b) in enumerate(zip(text, masked, strict=True)) if a != b} == hidden
+    out, n = scrub(text)
+    assert n == len(found) and out.count(REDACTED) == n
+    assert scrub(out) == (out, 0)  # scrubbing twice changes nothing
