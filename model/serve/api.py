@@ -175,5 +175,7 @@ def model_card(name: str, manifest: Any, created: int) -> dict:
             "fim": bool(manifest.fim),
             "architecture": manifest.architecture,
             "dtype": manifest.dtype,
+            # what `jpilot model eval --abilities` measured; clients gate features on it
+            "abilities": dict(getattr(manifest, "abilities", None) or {}),
         },
     }

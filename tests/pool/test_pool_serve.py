@@ -101,6 +101,8 @@ def test_health_models_and_tokenizer(pool: str, client: openai.OpenAI) -> None:
     assert [m.id for m in models.data] == ["default"]
     card = models.data[0].model_extra["jpilot"]
     assert card["fim"] is True and card["n_positions"] == 512
+    manifest = json.loads(Path(default_bundle_path(), "jpilot.json").read_text())
+    assert card["abilities"] == manifest.get("abilities", {})
     auth = {"authorization": f"Bearer {TOKEN}"}
     tok = httpx.get(f"{pool}/v1/jpilot/tokenizer", headers=auth, timeout=30)
     assert tok.json() == json.loads(Path(default_bundle_path(), "tokenizer.json").read_text())
