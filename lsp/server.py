@@ -216,8 +216,9 @@ class JpilotServer(LanguageServer):
             engine = await self.wait_for_model()
             if engine is None or cancel.is_set():
                 return None
+            ready = time.monotonic()  # the budget starts here, not during a model load
             timeout = self.settings.completion.timeout_ms / 1000
-            job = engine.submit(complete, engine, self.host, request, cancel, t0 + timeout)
+            job = engine.submit(complete, engine, self.host, request, cancel, ready + timeout)
             outcome: Outcome = await asyncio.wrap_future(job)
         except asyncio.CancelledError:  # $/cancelRequest: stop the decode loop too
             cancel.set()
@@ -234,7 +235,7 @@ class JpilotServer(LanguageServer):
             return None
         if outcome.result is not None:  # the model ran: its latency counts for the budget
             cfg = self.settings.completion
-            latency_ms = (time.monotonic() - t0) * 1000
+            latency_ms = (time.monotonic() - ready) * 1000
             self.adaptive.record(latency_ms, cfg.latency_budget_ms, cfg.max_tokens)
         if outcome.suggestion is None:
             self.type_through.forget(uri)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import Future
 
 from lsprotocol import types
@@ -50,3 +51,41 @@ def test_a_popup_is_not_repeated_within_the_minute(monkeypatch):
     server.popup("model", "no model: C", error)  # an unforced one waits out the minute
     server.popup("settings", "bad setting", types.MessageType.Warning)  # kinds are apart
     assert shown == ["no model: A", "no model: B", "bad setting"]
+
+
+def test_the_completion_budget_starts_when_the_model_is_ready(monkeypatch):
+    from types import SimpleNamespace
+
+    from jpilot.lsp.pipeline import Outcome
+    from jpilot.plugins.api import CompletionRequest
+    from jpilot.plugins.settings import Settings
+
+    server = JpilotServer(PluginHost())
+    settings = Settings()
+    request = CompletionRequest("file:///a.py", "python", "x = ", 4, 1, settings)
+    doc = SimpleNamespace(version=1)
+    monkeypatch.setattr(server, "document", lambda uri: doc)
+    monkeypatch.setattr(server, "snapshot", lambda d, position: request)
+    deadlines: list[float] = []
+
+    class Engine:
+        def submit(self, fn, engine, host, req, cancel, deadline):
+            deadlines.append(deadline)
+            done: Future = Future()
+            done.set_result(Outcome(None, "empty"))
+            return done
+
+    server.model.ready = Future()  # a load in progress
+    ready_at: list[float] = []
+
+    async def scenario() -> None:
+        waiting = asyncio.ensure_future(server.suggest("file:///a.py", types.Position(0, 4)))
+        await asyncio.sleep(0.3)  # the load takes longer than...
+        server.model.engine = Engine()
+        ready_at.append(time.monotonic())
+        server.model.ready.set_result(server.model.engine)
+        assert await waiting is None
+
+    settings.completion.timeout_ms = 100  # ...the whole completion budget
+    asyncio.run(scenario())
+    assert deadlines and deadlines[0] >= ready_at[0] + 0.1
