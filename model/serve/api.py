@@ -140,22 +140,33 @@ def sse(data: dict | str) -> bytes:
 
 
 def logprobs_object(
-    pieces: Sequence[str], token_logprobs: Sequence[float | None], token_ids: Sequence[int]
+    pieces: Sequence[str],
+    token_logprobs: Sequence[float | None],
+    token_ids: Sequence[int],
+    tops: Sequence[tuple[str, int, float] | None] | None = None,
 ) -> dict:
-    """Return OpenAI's logprobs object for tokens whose texts are `pieces`."""
+    """Return OpenAI's logprobs object for tokens whose texts are `pieces`.
+
+    `tops` gives, per token, the model's likeliest token there (text, id, log p), or None.
+    """
     offsets, at = [], 0
     for piece in pieces:
         offsets.append(at)
         at += len(piece)
-    return {
+    body: dict[str, Any] = {
         "tokens": list(pieces),
         "token_logprobs": [None if lp is None else float(lp) for lp in token_logprobs],
         "text_offset": offsets,
         "top_logprobs": None,
-        "token_ids": [
-            int(t) for t in token_ids
-        ],  # (ext) jpilot's own, for clients with the tokenizer
+        "token_ids": [int(t) for t in token_ids],  # (ext) for clients with the tokenizer
     }
+    if tops is not None:  # the likeliest token first, then the actual one, as OpenAI does
+        body["top_logprobs"] = [
+            None if top is None or lp is None else {top[0]: top[2], piece: lp}
+            for top, piece, lp in zip(tops, pieces, token_logprobs, strict=True)
+        ]
+        body["top_token_ids"] = [None if top is None else top[1] for top in tops]  # (ext)
+    return body
 
 
 def error_body(message: str, kind: str = "invalid_request_error", code: str | None = None) -> dict:

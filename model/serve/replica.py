@@ -219,19 +219,29 @@ class PoolEngine:
         context = ids if result is None else ids[-result.prompt_tokens :]
         if req.echo:
             context = ids  # echo scores the whole prompt (score_detail windows long ones)
-        scored = await self._on_worker(cancel, self.engine.score_detail, context + tokens, cancel)
-        logp = [float(x) for x in scored.logp]  # logp[i] scores token i + 1
-        pieces = [self.tokenizer.decode(tokens[: i + 1]) for i in range(len(tokens))]
-        gen_pieces = [p[len(q) :] for p, q in zip(pieces, ["", *pieces], strict=False)]
-        gen_logp = logp[len(context) - 1 :]
-        if not req.echo:
-            return api.logprobs_object(gen_pieces, gen_logp, tokens)
-        _, offsets = self.tokenizer.encode_offsets(req.prompt)
-        starts = [0] + [a for a, _ in offsets[1:]]  # pieces cover the prompt, gaps included
-        ends = [*starts[1:], len(req.prompt)]
-        prompt_pieces = [req.prompt[a:b] for a, b in zip(starts, ends, strict=True)]
-        token_logprobs: list[float | None] = [None, *logp]
-        return api.logprobs_object(prompt_pieces + gen_pieces, token_logprobs, context + tokens)
+        every = context + tokens
+        scored = await self._on_worker(cancel, self.engine.score_detail, every, cancel)
+        # aligned with `every`: the first token has no context, so no score
+        logp: list[float | None] = [None, *(float(x) for x in scored.logp)]
+        top: list[int | None] = [None, *(int(t) for t in scored.top)]
+        top_logp: list[float | None] = [None, *(float(x) for x in scored.top_logp)]
+        grown = [self.tokenizer.decode(tokens[: i + 1]) for i in range(len(tokens))]
+        pieces = [p[len(q) :] for p, q in zip(grown, ["", *grown], strict=False)]
+        first = len(context)  # without echo, only the generated tokens are reported
+        if req.echo:
+            _, offsets = self.tokenizer.encode_offsets(req.prompt)
+            starts = [0] + [a for a, _ in offsets[1:]]  # pieces cover the prompt, gaps included
+            ends = [*starts[1:], len(req.prompt)]
+            pieces = [req.prompt[a:b] for a, b in zip(starts, ends, strict=True)] + pieces
+            first = 0
+        tops = None
+        if req.logprobs:  # logprobs 0 asks for no alternatives
+            decode = self.tokenizer.decode
+            tops = [
+                None if t is None or tl is None else (decode([t]), t, tl)
+                for t, tl in zip(top[first:], top_logp[first:], strict=True)
+            ]
+        return api.logprobs_object(pieces, logp[first:], every[first:], tops)
 
     async def stream(self, req: CompletionRequest, session: str | None = None) -> AsyncIterator:
         """Yield server-sent events of a completion as it grows, then usage and [DONE]."""

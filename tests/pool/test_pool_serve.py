@@ -146,15 +146,18 @@ def test_streamed_completion_matches_the_plain_one(client: openai.OpenAI) -> Non
 
 
 def test_logprobs_with_echo(client: openai.OpenAI, local: Engine) -> None:
-    _, answer = complete(
-        client, "echo", prompt="x = 1\ny = 2\n", max_tokens=0, echo=True, logprobs=0
-    )
+    text = "x = 1\ny = 2\n"
+    _, answer = complete(client, "echo", prompt=text, max_tokens=0, echo=True, logprobs=1)
     lp = answer.choices[0].logprobs
-    ids = local.tokenizer.encode("x = 1\ny = 2\n")
-    assert "".join(lp.tokens) == "x = 1\ny = 2\n" == answer.choices[0].text
-    assert lp.token_logprobs[0] is None
-    assert lp.token_logprobs[1:] == pytest.approx(list(local.score(ids)), abs=1e-4)
+    scored = local.score_detail(local.tokenizer.encode(text))
+    assert "".join(lp.tokens) == text == answer.choices[0].text
+    assert lp.token_logprobs[0] is None and lp.top_logprobs[0] is None
+    assert lp.token_logprobs[1:] == pytest.approx(list(scored.logp), abs=1e-4)
     assert lp.text_offset[1] == len(lp.tokens[0])
+    # the likeliest token comes first in top_logprobs; (ext) top_token_ids names it exactly
+    assert lp.model_extra["top_token_ids"][1:] == list(scored.top)
+    firsts = [next(iter(top.values())) for top in lp.top_logprobs[1:]]
+    assert firsts == pytest.approx(list(scored.top_logp), abs=1e-4)
 
 
 def test_missing_or_wrong_token_gets_401(pool: str) -> None:
