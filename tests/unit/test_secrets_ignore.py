@@ -9,6 +9,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jpilot.plugins import context, ignore
 from jpilot.plugins.api import CompletionRequest
@@ -302,3 +304,41 @@ def test_scrub_and_mask_hide_the_same_characters():
     out, n = scrub(text)
     assert n == len(found) and out.count(REDACTED) == n
     assert scrub(out) == (out, 0)  # scrubbing twice changes nothing
+
+
+PIECES = [
+    "password",
+    "token",
+    " = ",
+    "=",
+    ": ",
+    '"',
+    "'",
+    '"""',
+    "\n",
+    "\r\n",
+    " ",
+    "abc123",
+    "://",
+    "u:p@",
+    "🐍",
+    "é",
+    AWS_ID,
+    GH,
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "eyJ",
+    ".",
+]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(PIECES), max_size=30), st.sampled_from(["", " ", "\n"]))
+def test_mask_changes_only_secret_characters(pieces: list[str], glue: str):
+    text = glue.join(pieces)
+    masked = mask(text)
+    assert len(masked) == len(text)
+    hidden = {i for a, b in spans(text) for i in range(a, b)}
+    for i, (a, b) in enumerate(zip(text, masked, strict=True)):
+        assert a == b or (i in hidden and b == "*" and a not in "\r\n")
+    if glue:  # a token glued to the word before it is not a token
+        assert AWS_ID not in masked and GH not in masked
