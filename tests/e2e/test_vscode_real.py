@@ -357,6 +357,14 @@ def test_restart_brings_the_server_back(vscode: dict, ghost_case: dict) -> None:
     drive("keys", combo="Escape")
 
 
+UNFINISHED = pytest.mark.skip(
+    reason="unfinished (issue 24): user settings rewritten mid-session through VS Code's JSON "
+    "editor reach the extension without jpilot.* (it runs `jpilot` from PATH and the "
+    "embedded model), so these cannot yet check the error states"
+)
+
+
+@UNFINISHED
 def test_a_missing_model_shows_an_error(vscode: dict, tmp_path: Path) -> None:
     drive, missing = vscode["drive"], tmp_path / "no-such-bundle"
     drive("open", file="hover.py")  # the extension is active (with -k, nothing ran before)
@@ -370,6 +378,7 @@ def test_a_missing_model_shows_an_error(vscode: dict, tmp_path: Path) -> None:
     assert not drive("status", wantIcon="codicon-sparkle")["timedOut"]
 
 
+@UNFINISHED
 def test_a_server_that_cannot_start_shows_a_message(vscode: dict) -> None:
     drive, home = vscode["drive"], vscode["base"] / "home"
     drive("open", file="hover.py")
