@@ -160,6 +160,30 @@ def test_logprobs_with_echo(client: openai.OpenAI, local: Engine) -> None:
     assert firsts == pytest.approx(list(scored.top_logp), abs=1e-4)
 
 
+def test_the_lsp_pool_client_gets_what_the_local_engine_gives(pool: str, local: Engine) -> None:
+    from jpilot.model.remote import RemoteEngine
+
+    remote = RemoteEngine(f"{pool}/v1", token=TOKEN)
+    try:
+        assert remote.connect() and remote.exact and remote.n_positions == 512
+        tok = remote.tokenizer  # the pool's tokenizer, with the client's own FIM markers
+        prefix, heal = tok.healer.split(tok.encode(PREFIX))
+        got = remote.generate(
+            tok.fim_prompt(prefix, tok.encode(SUFFIX)),
+            GenerationConfig(max_new_tokens=10, heal=heal),
+        )
+        ltok = local.tokenizer
+        lprefix, lheal = ltok.healer.split(ltok.encode(PREFIX))
+        ids = ltok.fim_prompt(lprefix, ltok.encode(SUFFIX))
+        expected = local.generate(ids, GenerationConfig(max_new_tokens=10, heal=lheal))
+        assert got.text == expected.text and remote.replica
+        scored, local_scored = (e.score_detail(ltok.encode(PREFIX)) for e in (remote, local))
+        assert list(scored.top) == list(local_scored.top)
+        assert list(scored.logp) == pytest.approx(list(local_scored.logp), abs=1e-4)
+    finally:
+        remote.close()
+
+
 def test_missing_or_wrong_token_gets_401(pool: str) -> None:
     for key in ("wrong-token-0123456789", None):
         anonymous = openai.OpenAI(base_url=f"{pool}/v1", api_key=key or "x", max_retries=0)
