@@ -24,7 +24,7 @@ VSCODE = Path(__file__).resolve().parents[2] / "editors" / "vscode"
 NPM_TIMEOUT_S = 600
 TEST_TIMEOUT_S = 300
 # Tests in test-client/jpilot.test.mjs; a file that fails to load would report fewer.
-NODE_TESTS = 13
+NODE_TESTS = 15
 
 
 def tool(name: str) -> str:
