@@ -24,7 +24,10 @@ PROMPTS = [
     "import sys\n\nif __name__ == ",
 ]  # fmt: skip
 SUFFIX = "\n\n\ndef main():\n    print(sys.argv)\n"  # code after the cursor, for FIM prompts
-# (prompt, with a suffix, branches) the current model gets wrong in one decoding mode only
+# (prompt, with a suffix, branches) the current model gets wrong in one decoding mode only,
+# and only on some CPUs: int8 matmuls round differently with AVX-512 VNNI than with AVX2
+# alone, and this greedy choice is close (an AVX2-only EPYC gets `if i == 0:`, right), so
+# it is not strict
 WEAK_MODES = {
     ("for i in range(10):\n    ", True, 1): "with FIM, plain greedy opens a docstring",
 }
@@ -56,7 +59,7 @@ def test_greedy_line_completion_parses(
 ) -> None:
     weak = WEAK_MODES.get((prompt, bool(suffix), branches))
     if weak:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"{WEAK}: {weak}"))
+        request.applymarker(pytest.mark.xfail(strict=False, reason=f"{WEAK}: {weak}"))
     tok = engine.tokenizer
     ids, heal = engine.healer.split(tok.encode(prompt))
     if suffix:  # the code after the cursor goes in too, as the server sends it
