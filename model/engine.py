@@ -189,6 +189,10 @@ class Engine:
         # came from the cache; covered: tokens the KV holds.
         entry, common = self.cache.best_match(ids)
         reused = min(common, len(ids) - 1)  # always feed at least one token to get logits
+        if self.static_kv and entry is not None and 2 * reused < len(entry.tokens):
+            # taking the entry would overwrite most of another sequence's cache (another
+            # document's, which shares only e.g. the FIM markers) to save a few tokens
+            entry = None
         if entry is not None and reused > 0:
             past = entry.kv if reused == len(entry.tokens) else self._slice(entry.kv, reused)
             if self.static_kv:  # this request writes into the entry's buffers from `reused` on

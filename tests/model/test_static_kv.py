@@ -88,3 +88,17 @@ def test_init_from_a_static_bundle_gets_the_checkpoint_weights(
     for key, value in rebuilt.items():
         if not key.endswith(".attn.bias"):  # the causal-mask buffer is not a weight
             assert (value == original[key]).all(), key
+
+
+def test_a_short_match_does_not_take_another_documents_cache(tiny_bundle_static: Path) -> None:
+    # SPM prompts of different documents all start with the same FIM markers; the one
+    # that shares only those must not overwrite the other's buffers
+    engine = Engine(tiny_bundle_static)
+    first = engine.tokenizer.encode(PROMPT)
+    other = first[:2] + engine.tokenizer.encode("class Other:\n    pass\n")
+    cfg = GenerationConfig(max_new_tokens=4)
+    engine.generate(first, cfg)
+    assert engine.generate(other, cfg).reused_tokens == 0
+    assert len(engine.cache) == 2
+    again = engine.generate(first[:-1] + [5], cfg)  # the first document, one edit later
+    assert again.reused_tokens == len(first) - 1
