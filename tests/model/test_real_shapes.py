@@ -48,8 +48,9 @@ def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     del model, out
     gc.collect()
     bundles = {
-        q: export_bundle(src, work / f"bundle-{q}", quantize=None if q == "fp32" else q,
-                         kv_cache="static")  # fmt: skip
+        q: export_bundle(
+            src, work / f"bundle-{q}", quantize=None if q == "fp32" else q, kv_cache="static"
+        )  # fmt: skip
         for q in ("fp32", "int8", "int4")
     }
     return dict(name=name, prompt=prompt, logits=logits, greedy=greedy, bundles=bundles)
