@@ -29,7 +29,6 @@ import io
 import json
 import random
 import re
-import sys
 import time
 import tokenize
 from collections.abc import Callable
@@ -40,6 +39,7 @@ import numpy as np
 
 from jpilot.model import measure
 from jpilot.model.engine import Engine, EngineConfig, GenerationConfig
+from jpilot.model.progress import track
 
 BRANCHES = 3  # as the server's completion.branches default (tests/model/test_evaluate.py)
 CODEXGLUE_ROW = "line start, literals normalized"  # CodeXGLUE's protocol (see above)
@@ -296,11 +296,9 @@ def run(args: argparse.Namespace) -> int:
         case.near_duplicate = case.name in near
     t0 = time.monotonic()
     predictions = []
-    for i, case in enumerate(cases, 1):
+    for case in track(cases, len(cases), "completing"):
         predictions.append(predict(engine, case, args))
-        print(f"\rcompleting {i}/{len(cases)}", end="", file=sys.stderr, flush=True)
     seconds = time.monotonic() - t0
-    print(file=sys.stderr)
     model = score(predictions, cases)
     baseline = score([copy_baseline(c) for c in cases], cases)
 

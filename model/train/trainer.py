@@ -158,17 +158,15 @@ def evaluate(model, loss, windows: dict, tok_bytes: np.ndarray, batch_size: int)
 
 
 class Progress:
-    """A tqdm bar when available (time or step based), else periodic stderr lines."""
+    """A tqdm bar on a terminal (time or step based), else stderr lines every 30 s."""
 
     def __init__(self, total: float, unit: str, initial: float) -> None:
         self.last = 0.0
-        try:
+        self.bar = None  # in a log, tqdm's carriage returns would make one endless line
+        if sys.stderr.isatty():
             from tqdm import tqdm
 
-            tty = sys.stderr.isatty()
-            self.bar = tqdm(total=total, initial=initial, unit=unit, mininterval=1 if tty else 60)
-        except ImportError:
-            self.bar = None
+            self.bar = tqdm(total=total, initial=initial, unit=unit, mininterval=1)
 
     def update(self, value: float, text: str) -> None:
         """Move to `value` and show `text`."""
