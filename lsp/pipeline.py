@@ -50,7 +50,7 @@ def complete(
     """Run the completion pipeline for one request; return the final suggestion or why not."""
     if cancel.is_set():
         return Outcome(None, "cancelled")
-    if host.first("jpilot_ignore_document", request=request):
+    if host.ignored(request):  # fail closed
         return Outcome(None, "ignored")
     plan = host.first("jpilot_generation_plan", request=request)
     if plan is None:

@@ -180,6 +180,25 @@ class PluginHost:
                 return result
         return None
 
+    def ignored(self, request: CompletionRequest) -> bool:
+        """Return whether the document must stay away from the model (jpilot_ignore_document:
+        the first non-None answer wins); a plugin that raises or answers a wrong type
+        there makes it ignored (fail closed)."""
+        hook = "jpilot_ignore_document"
+        for impl in self._impls(hook):
+            try:
+                result = impl.function(*({"request": request}[name] for name in impl.argnames))
+            except Exception as exc:
+                why = f"raised {type(exc).__name__}: {exc}; the document counts as ignored"
+                self.fault(impl.plugin_name, hook, why, exc)
+                return True
+            if result is not None and (problem := check_result(hook, result)):
+                self.fault(impl.plugin_name, hook, f"{problem}; the document counts as ignored")
+                return True
+            if result is not None:
+                return bool(result)
+        return False
+
     def each(
         self, hook: str, until: Callable[[], bool] | None = None, **kwargs: Any
     ) -> list[tuple[str, Any]]:

@@ -133,11 +133,9 @@ class JpilotServer(LanguageServer):
         self._loop.call_soon_threadsafe(self.popup, "plugin-error", message, level)
 
     def model_for(self, request: CompletionRequest, engine: Any) -> Any:
-        """Return `engine` for model work on `request`, or None where the document's text
-        must stay on this machine: an ignored file never goes to a pool."""
-        if getattr(engine, "remote", False) and self.host.first(
-            "jpilot_ignore_document", request=request
-        ):
+        """Return `engine` for model work on `request`, or None for an ignored file (or an
+        ignore check that failed): it gets no model work, local or on a pool."""
+        if engine is None or self.host.ignored(request):
             return None
         return engine
 

@@ -42,7 +42,9 @@ def jpilot_ignore_document(request: CompletionRequest) -> bool | None:
     Args: the request.
     Returns: True to ignore, None to let the next plugin decide.
     Merge: first non-None answer wins; no answer means "not ignored". Asked before
-    anything else, and before any model work of the docs and debug hooks on a pool.
+    anything else: an ignored document gets no model work from any feature (the docs
+    and debug hooks get `engine=None`). Fail closed: a plugin that raises here, or
+    answers a wrong type, makes the document ignored.
     Built-ins: `context` answers True for files matched by .gitignore/.jpilotignore and
     for secrets files (.env, keys), None otherwise.
     """

@@ -13,6 +13,10 @@ fix found when the diagnostic was made.
 The surprisal and slip hints are on where `request.feature_on("hints")` says so
 (`hints.surprisal`: true, false, or "auto" = the bundle's measured hint precision);
 syntax errors are always reported.
+The model sees the document only through `privacy.model_text`: nothing of an ignored
+file (then only syntax errors are reported, with no fix), and no secret of any other. A
+secret is masked in place, so the scores' offsets hold; no hint is published, and no
+line regenerated, where the model saw masked characters.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from jpilot.model.engine import CancelledError, GenerationConfig
 from jpilot.plugins.api import CompletionRequest, hookimpl
 from jpilot.plugins.debug.surprisal import Hint, find_hints, slip_scores, token_scores
 from jpilot.plugins.features import Action, Edit, Finding
+from jpilot.plugins.privacy import hides, model_text
 from jpilot.plugins.text import line_span
 
 SURPRISING, SYNTAX = "surprising-line", "syntax-error"
@@ -44,7 +49,8 @@ def regenerate_line(
 ) -> Edit | None:
     """Ask the model for a line's code given everything around it (FIM); None if no change.
 
-    `branches` > 1 keeps the likeliest of several line starts (completion.branches).
+    `text` is what the model may see (secrets masked). `branches` > 1 keeps the likeliest
+    of several line starts (completion.branches).
     """
     _start, code, end = line_bounds(text, line)
     prompt = engine.tokenizer.infill_prompt(text[:code], text[end:], engine.n_positions - 64)
@@ -61,8 +67,14 @@ def _apply(text: str, edit: Edit) -> str:
     return text[: edit.start] + edit.text + text[edit.end :]
 
 
-def syntax_finding(text: str, engine: Any, seconds: float, cancel=None) -> Finding | None:
-    """Return a finding for the first syntax error, with a parsing model fix if found."""
+def syntax_finding(
+    text: str, engine: Any, seconds: float, cancel=None, model: str | None = None
+) -> Finding | None:
+    """Return a finding for the first syntax error, with a parsing model fix if found.
+
+    `model` is the text the model may see (`privacy.model_text`; `text` if not given).
+    """
+    model = text if model is None else model
     try:
         ast.parse(text)
         return None
@@ -78,9 +90,9 @@ def syntax_finding(text: str, engine: Any, seconds: float, cancel=None) -> Findi
     message = f"SyntaxError: {error.msg}"
     if engine is not None:
         for candidate in (line, line - 1):  # errors often surface a line late
-            if candidate < 0:
-                continue
-            edit = regenerate_line(engine, text, candidate, seconds / 2, cancel)
+            if candidate < 0 or hides(text, model, *line_span(text, candidate)):
+                continue  # a line holding a secret is never rewritten from a masked view
+            edit = regenerate_line(engine, model, candidate, seconds / 2, cancel)
             if edit is not None:
                 try:
                     ast.parse(_apply(text, edit))
@@ -100,21 +112,26 @@ def jpilot_diagnostics(request: CompletionRequest, engine: Any, cancel: Any) -> 
         return []
     cfg = request.settings.hints
     findings: list[Finding] = []
-    syntax = syntax_finding(request.text, engine, cfg.timeout_ms / 1000, cancel)
+    text = request.text
+    model = model_text(request) if engine is not None else None  # None: ignored
+    engine = engine if model is not None else None
+    syntax = syntax_finding(text, engine, cfg.timeout_ms / 1000, cancel, model)
     if syntax is not None:
         findings.append(syntax)
-    if engine is None or len(request.text.encode("utf-8")) > cfg.max_file_kb * 1024:
+    if engine is None or model is None or len(text.encode("utf-8")) > cfg.max_file_kb * 1024:
         return findings
     if not request.feature_on("hints"):  # hints.surprisal, or the bundle's hint precision
         return findings
-    text = request.text
     try:
-        scores = token_scores(engine, text, cancel)
-        slips = slip_scores(engine, text, cancel) if cfg.slips else []
+        scores = token_scores(engine, model, cancel)
+        slips = slip_scores(engine, model, cancel) if cfg.slips else []
     except CancelledError:  # an edit arrived: this run's answer would be stale anyway
         return findings
     severity = 3 if cfg.severity == "information" else 4
-    for hint in find_hints(text, scores, cfg.threshold, cfg.max_per_file, cfg.min_bits, slips):
+    hints = find_hints(model, scores, cfg.threshold, cfg.max_per_file, cfg.min_bits, slips)
+    for hint in hints:
+        if hides(text, model, *line_span(text, hint.line)):
+            continue  # never point into, or offer to rewrite, a line the model saw masked
         data = {"score": round(hint.score, 2), "bits": round(hint.gap_bits, 2),
                 "expected": hint.expected, "line": hint.line}  # fmt: skip
         if hint.slip:
@@ -127,7 +144,7 @@ def jpilot_diagnostics(request: CompletionRequest, engine: Any, cancel: Any) -> 
 
 def hint_message(hint: Hint) -> str:
     """Say what is unusual about a hinted line and what the model would write."""
-    odds = f"{2 ** hint.gap_bits:,.0f}" if hint.gap_bits < 40 else "over a trillion"
+    odds = f"{2**hint.gap_bits:,.0f}" if hint.gap_bits < 40 else "over a trillion"
     if hint.slip:
         return (
             f"Possible slip: did you mean `{hint.expected}`? Given the code before and after, "
@@ -184,7 +201,10 @@ def jpilot_resolve_action(
     """Regenerate a hinted line with the model."""
     if data.get("action") != "regenerate" or engine is None:
         return None
+    model, line = model_text(request), int(data["line"])
+    if model is None or hides(request.text, model, *line_span(request.text, line)):
+        return []  # an ignored file, or a line holding a secret the model cannot see
     seconds = request.settings.hints.timeout_ms / 1000
     branches = request.settings.completion.branches
-    edit = regenerate_line(engine, request.text, int(data["line"]), seconds, cancel, branches)
+    edit = regenerate_line(engine, model, line, seconds, cancel, branches)
     return [edit] if edit else []

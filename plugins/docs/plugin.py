@@ -9,6 +9,10 @@ if true or false, else ("auto") the bundle's measured ability (jpilot.model.abil
 Off, hover shows the signature and docstring only, the actions are not offered, and the
 explain command answers one line saying what the model lacks. Degenerate model text is
 never shown (jpilot.plugins.quality); the user is told it was dropped.
+
+The model sees the document only through `privacy.model_text`: nothing of an ignored
+file (hover keeps the signature and docstring; no model action is offered or run), and
+every secret masked in place, so the line an answer is inserted at holds.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from jpilot.plugins.api import CompletionRequest, hookimpl
 from jpilot.plugins.docs import generate
 from jpilot.plugins.docs.symbols import enclosing_definition, parse, symbol_at
 from jpilot.plugins.features import Action, Edit
+from jpilot.plugins.privacy import ignored, model_text
 from jpilot.plugins.text import line_col, line_start
 
 GENERATED = "*jpilot, generated:*"
+IGNORED = "this file is excluded from the model (.gitignore, .jpilotignore or a secrets file)"
 
 
 @hookimpl
@@ -37,11 +43,12 @@ def jpilot_hover(request: CompletionRequest, engine: Any, cancel: Any) -> str | 
     parts = [f"```python\n{symbol.signature or symbol.name}\n```"]
     if symbol.docstring:
         parts.append(symbol.docstring)
+    model = None
     if engine is not None and symbol.node is not None and request.feature_on("summary"):
+        model = model_text(request)  # None: an ignored file
+    if model is not None and symbol.node is not None:
         seconds = request.settings.docs.timeout_ms / 1000
-        summary, rejected = generate.summary_result(
-            engine, request.text, symbol.node, seconds, cancel
-        )
+        summary, rejected = generate.summary_result(engine, model, symbol.node, seconds, cancel)
         if summary and not rejected:
             parts.append(f"{GENERATED} {summary}")
         elif summary:  # degenerate: say so rather than show it
@@ -54,8 +61,8 @@ def jpilot_code_actions(
     request: CompletionRequest, start: int, end: int, diagnostics: list
 ) -> list[Action] | None:
     """Offer "Generate docstring" inside an undocumented def, "Explain" on a selection."""
-    if request.language_id != "python":
-        return None
+    if request.language_id != "python" or ignored(request):
+        return None  # an ignored file gets no model action
     text, actions = request.text, []
     first, _ = line_col(text, start)
     last, _ = line_col(text, max(start, end - 1) if end > start else start)
@@ -85,8 +92,10 @@ def jpilot_resolve_action(
         return None
     if not request.feature_on(str(data["action"])):  # an action offered before a model change
         return []
+    text = model_text(request)
+    if text is None:  # an ignored file
+        return []
     seconds = request.settings.docs.timeout_ms / 1000
-    text = request.text
     if data["action"] == "docstring":
         node = enclosing_definition(text, int(data["line"]))
         ins = generate.docstring(engine, text, node, seconds, cancel) if node else None
@@ -109,8 +118,11 @@ def jpilot_execute_command(
     if not request.feature_on("explain"):
         return {"line": first, "comment": "", "explanation": lacking_message("explain",
                 request.abilities)}  # fmt: skip
+    text = model_text(request)
+    if text is None:
+        return {"line": first, "comment": "", "explanation": IGNORED}
     seconds = request.settings.docs.timeout_ms / 1000
-    ins = generate.explain(engine, request.text, first, last, seconds, cancel)
+    ins = generate.explain(engine, text, first, last, seconds, cancel)
     comment = ins.text if ins else ""
     explanation = " ".join(ln.strip().lstrip("#").strip() for ln in comment.splitlines())
     if ins is not None and ins.rejected:
