@@ -6,11 +6,12 @@ converts and exports it to jpilot bundles, then times greedy generation after a
   - jpilot Engine on the static-KV bundles (`--formats`, default int8 and int4);
   - transformers eager generate (PyTorch, fp32: the model as built);
   - optimum ORTModelForCausalLM.generate on its own fp32 export of the same weights;
-and prints prefill ms and decode ms/token with ratios against eager, plus the memory
+round-robin, a run of each per round, and prints prefill ms and decode ms/token
+(medians) with ratios against eager, plus the memory
 floor of each: the weight bytes one decode step reads (every MatMul weight, not the
 embedding table, of which a step reads one row) divided by the memory bandwidth
-measured here, in this process (a large numpy copy). Greedy tokens are compared with
-eager's, so a wrong model cannot look fast.
+measured here, in this process, before and after the runs (a large numpy copy; the best
+of them). Greedy tokens are compared with eager's, so a wrong model cannot look fast.
 
 Run:  python bench/real_shapes.py [--shape codegen-350M] [--prompt 512] [--new 64]
       [--repeats 3] [--formats int8,int4] [--device cpu|cuda] [--no-optimum] [--json F]
@@ -77,34 +78,30 @@ def matmul_weight_bytes(onnx_path: Path) -> int:
                for i in node.input)  # fmt: skip
 
 
-def time_jpilot(bundle: Path, prompt: list[int], new: int, repeats: int, device: str) -> dict:
-    """Time jpilot's engine: prefill ms and decode ms/token, medians (cold prefix cache)."""
+def jpilot_sampler(bundle: Path, prompt: list[int], new: int, device: str):
+    """Return a function timing one greedy run of jpilot's engine (cold prefix cache)."""
     from jpilot.model.engine import Engine, EngineConfig, GenerationConfig
 
     engine = Engine(bundle, EngineConfig(device=device))
     engine.tokenizer.eos_id = None  # random weights: never stop early
-    runs = []
-    for _ in range(repeats + 1):
+
+    def sample() -> tuple[float, float, list[int]]:
         engine.cache.clear()
         result = engine.generate(prompt, GenerationConfig(max_new_tokens=new))
-        runs.append(result)
-    runs = runs[1:]  # the first warms up
-    return {
-        "prefill_ms": 1e3 * statistics.median(r.timings["prefill"] for r in runs),
-        "decode_ms": 1e3 * statistics.median(r.timings["decode"] / (new - 1) for r in runs),
-        "tokens": runs[0].tokens,
-    }
+        return result.timings["prefill"], result.timings["decode"] / (new - 1), result.tokens
+
+    return sample
 
 
-def time_hf(model, prompt: list[int], new: int, repeats: int, device: str) -> dict:
-    """Time a transformers-style generate(): prefill = 1 new token, decode = the rest."""
+def hf_sampler(model, prompt: list[int], new: int, device: str):
+    """Return a function timing a transformers-style generate(): prefill = 1 new token,
+    decode = the rest of a `new`-token run."""
     import torch
 
     ids = torch.tensor([prompt], device=device if device == "cuda" else "cpu")
     mask = torch.ones_like(ids)
-    tokens: list[int] = []
 
-    def run(n: int) -> float:
+    def run(n: int) -> tuple[float, list[int]]:
         kwargs = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
         if device == "cuda":
             torch.cuda.synchronize()
@@ -113,17 +110,32 @@ def time_hf(model, prompt: list[int], new: int, repeats: int, device: str) -> di
             out = model.generate(ids, attention_mask=mask, **kwargs)
         if device == "cuda":
             torch.cuda.synchronize()
-        tokens[:] = out[0, len(prompt) :].tolist()
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, out[0, len(prompt) :].tolist()
 
-    run(new)  # warm up
-    firsts = [run(1) for _ in range(repeats)]
-    fulls = [run(new) for _ in range(repeats)]
-    prefill = statistics.median(firsts)
+    def sample() -> tuple[float, float, list[int]]:
+        first, _ = run(1)
+        full, tokens = run(new)
+        return first, (full - first) / (new - 1), tokens
+
+    return sample
+
+
+def measure(samplers: dict, repeats: int) -> dict[str, dict]:
+    """Time every contender round-robin (so load that comes and goes hits all alike);
+    the first round warms up. Return median prefill ms and decode ms/token of each."""
+    samples: dict[str, list] = {name: [] for name in samplers}
+    for round_ in range(repeats + 1):
+        for name, sample in samplers.items():
+            result = sample()
+            if round_:
+                samples[name].append(result)
     return {
-        "prefill_ms": 1e3 * prefill,
-        "decode_ms": 1e3 * (statistics.median(fulls) - prefill) / (new - 1),
-        "tokens": list(tokens),
+        name: {
+            "prefill_ms": 1e3 * statistics.median(r[0] for r in runs),
+            "decode_ms": 1e3 * statistics.median(r[1] for r in runs),
+            "tokens": runs[0][2],
+        }
+        for name, runs in samples.items()
     }
 
 
@@ -159,7 +171,6 @@ def main() -> None:
     cuda = args.device == "cuda"
     bw = gpu_bandwidth() if cuda else bandwidth()
     best_bw = max(bw.values())
-    results: dict[str, dict] = {}
     floors: dict[str, int] = {}
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         root = Path(tmp)
@@ -188,13 +199,12 @@ def main() -> None:
         if cuda:
             model = model.half().to("cuda")
         reference = eager_logits(model, prompt)
-        results["transformers eager"] = time_hf(model, prompt, args.new, args.repeats, args.device)
-        del model
+        samplers = {"transformers eager": hf_sampler(model, prompt, args.new, args.device)}
+        diffs = {}
         for fmt, bundle in bundles.items():
-            row = time_jpilot(bundle, prompt, args.new, args.repeats, args.device)
+            samplers[f"jpilot {fmt}"] = jpilot_sampler(bundle, prompt, args.new, args.device)
             if fmt in ("fp32", "fp16"):  # parity: last-position logits against eager's
-                row["logit_diff"] = logit_diff(bundle, prompt, reference, args)
-            results[f"jpilot {fmt}"] = row
+                diffs[f"jpilot {fmt}"] = logit_diff(bundle, prompt, reference, args)
         if not args.no_optimum:
             from optimum.exporters.onnx import main_export
             from optimum.onnxruntime import ORTModelForCausalLM
@@ -205,8 +215,14 @@ def main() -> None:
             ort_model = ORTModelForCausalLM.from_pretrained(
                 root / "optimum", use_cache=True, use_io_binding=True, provider=provider
             )
-            results["optimum ORT"] = time_hf(ort_model, prompt, args.new, args.repeats, args.device)
+            samplers["optimum ORT"] = hf_sampler(ort_model, prompt, args.new, args.device)
             floors["optimum ORT"] = floors["transformers eager"] * (2 if cuda else 1)  # fp32
+        results = measure(samplers, args.repeats)
+        for name, diff in diffs.items():
+            results[name]["logit_diff"] = diff
+    after = gpu_bandwidth() if cuda else bandwidth()  # again: the load may have changed
+    bw = {k: max(v, after[k]) for k, v in bw.items()}
+    best_bw = max(bw.values())
     report(args, config, results, floors, bw, best_bw)
 
 
