@@ -35,7 +35,7 @@ import tokenize
 from pathlib import Path
 from typing import Any
 
-from jpilot.lsp.transport import read_message
+from jpilot.plugins.testing_server import read_message
 
 SERVER = [sys.executable, "-m", "jpilot.lsp.cli", "serve", "--log-level", "INFO"]
 

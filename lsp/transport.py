@@ -170,21 +170,3 @@ def _serve(server: Any, reader: BoundedReader, out: BinaryIO) -> None:
         pass
     finally:
         server.shutdown()
-
-
-def read_message(stream: BinaryIO) -> dict[str, Any] | None:
-    """Read one Content-Length framed JSON-RPC message (client side); None at EOF.
-
-    For clients of `jpilot serve` (the benchmark, raw-protocol tests): blocking and
-    unbounded, unlike the server's own reader above.
-    """
-    length = 0
-    while True:
-        line = stream.readline()
-        if not line:
-            return None
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-        if line in (b"\r\n", b"\n"):
-            break
-    return json.loads(stream.read(length))

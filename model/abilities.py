@@ -11,6 +11,7 @@ docs/BENCHMARKS.md ("Measured ability").
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 # The model that does these well enough, for the messages shown where a feature is off.
@@ -46,25 +47,23 @@ ROUGE_FLOOR = 30.0
 DEGENERATE_CEILING = 5.0
 HINT_PRECISION_FLOOR = 50.0  # % of published hints on a buggy file that are on the bug
 
+FIRST_SENTENCE = "its first sentence shares most words, in order, with the real one"
+
+
+def prose(feature: str, noun: str, means: str = FIRST_SENTENCE) -> tuple[Threshold, ...]:
+    """Return a prose feature's two thresholds: ROUGE-L, and the degenerate rate."""
+    return (
+        Threshold(f"{feature}_rouge_l", ROUGE_FLOOR, True, means),
+        Threshold(f"{feature}_degenerate", DEGENERATE_CEILING, False,
+                  f"at most 1 {noun} in 20 empty or degenerate"),
+    )  # fmt: skip
+
+
 THRESHOLDS: dict[str, tuple[Threshold, ...]] = {
-    "summary": (
-        Threshold("summary_rouge_l", ROUGE_FLOOR, True,
-                  "its first sentence shares most words, in order, with the real one"),
-        Threshold("summary_degenerate", DEGENERATE_CEILING, False,
-                  "at most 1 summary in 20 empty or degenerate"),
-    ),
-    "docstring": (
-        Threshold("docstring_rouge_l", ROUGE_FLOOR, True,
-                  "its first sentence shares most words, in order, with the real one"),
-        Threshold("docstring_degenerate", DEGENERATE_CEILING, False,
-                  "at most 1 docstring in 20 empty or degenerate"),
-    ),
-    "explain": (
-        Threshold("explain_rouge_l", ROUGE_FLOOR, True,
-                  "explaining a function's body says what its docstring says"),
-        Threshold("explain_degenerate", DEGENERATE_CEILING, False,
-                  "at most 1 explanation in 20 empty or degenerate"),
-    ),
+    "summary": prose("summary", "summary"),
+    "docstring": prose("docstring", "docstring"),
+    "explain": prose("explain", "explanation",
+                     "explaining a function's body says what its docstring says"),
     "hints": (
         Threshold("hint_precision", HINT_PRECISION_FLOOR, True,
                   "more than half of the hints on a file with one bug point at the bug"),
@@ -126,6 +125,22 @@ def summary_lines(abilities: dict[str, float] | None) -> list[str]:
     return out
 
 
+Row = tuple[Threshold, str, str, str]  # threshold, value, 95% interval, bound (as text)
+
+
+def score_rows(scores: dict[str, float], signs: tuple[str, str]) -> Iterator[tuple[str, list[Row]]]:
+    """Yield each feature with its scores' rows as text, for the card and eval's report."""
+    for feature, thresholds in THRESHOLDS.items():
+        rows = []
+        for t in thresholds:
+            value = scores.get(t.score)
+            low, high = scores.get(t.score + "_low"), scores.get(t.score + "_high")
+            span = f"{low:.1f} - {high:.1f}" if low is not None and high is not None else ""
+            shown = "-" if value is None else f"{value:.1f}"
+            rows.append((t, shown, span, f"{signs[0 if t.higher_is_better else 1]} {t.bound:g}"))
+        yield feature, rows
+
+
 def abilities_table(abilities: dict[str, float] | None) -> str:
     """Return the model card's Markdown table of measured abilities against the thresholds."""
     if not abilities:
@@ -136,14 +151,9 @@ def abilities_table(abilities: dict[str, float] | None) -> str:
         )
     rows = ["| feature | score | value | 95% interval | threshold | on by default |",
             "|---|---|---|---|---|---|"]  # fmt: skip
-    for feature, thresholds in THRESHOLDS.items():
+    for feature, scored in score_rows(abilities, ("≥", "≤")):
         verdict = "yes" if passes(abilities, feature) else "no"
-        for t in thresholds:
-            value = abilities.get(t.score)
-            low, high = abilities.get(t.score + "_low"), abilities.get(t.score + "_high")
-            span = f"{low:.1f} - {high:.1f}" if low is not None and high is not None else ""
-            shown = "-" if value is None else f"{value:.1f}"
-            bound = f"{'≥' if t.higher_is_better else '≤'} {t.bound:g}"
+        for t, shown, span, bound in scored:
             rows.append(f"| {feature} | {t.score} | {shown} | {span} | {bound} | {verdict} |")
     extra = []
     if "name_baseline_rouge_l" in abilities:

@@ -85,17 +85,23 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def read_json_object(path: Path, what: str, fix: str) -> dict[str, Any]:
+    """Return the JSON object in `path`; raise ModelError saying `what` is wrong and `fix`."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{what} is not valid JSON ({exc}); {fix}") from exc
+    if not isinstance(raw, dict):
+        raise ModelError(f"{what} must hold a JSON object; {fix}")
+    return raw
+
+
 def read_manifest(folder: Path) -> Manifest:
     """Parse and check `jpilot.json` in a bundle folder."""
     path = folder / MANIFEST
     if not path.is_file():
         raise ModelError(f"model bundle {folder} has no {MANIFEST}; {HOW_TO_GET_ONE}")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path} is not valid JSON ({exc}); re-export the bundle") from exc
-    if not isinstance(raw, dict):
-        raise ModelError(f"{path} must hold a JSON object; re-export the bundle")
+    raw = read_json_object(path, str(path), "re-export the bundle")
     check_values(path, raw)
     arch = raw.get("architecture")
     if arch != "gptj":

@@ -44,7 +44,7 @@ from jpilot.model.prefix_cache import PrefixCache
 from jpilot.model.providers import create_session, placement, provider_list
 from jpilot.model.sampling import sample
 from jpilot.model.scoring import CancelledError as CancelledError  # re-exported
-from jpilot.model.scoring import Scored
+from jpilot.model.scoring import ScoringMixin
 from jpilot.model.scoring import variant_context_begin as variant_context_begin  # re-exported
 from jpilot.model.static_kv import STATIC_INPUTS
 
@@ -93,8 +93,10 @@ class GenerationResult:
     drafted_accepted: int = 0  # prompt-lookup guesses the model confirmed (free tokens)
 
 
-class Engine:
+class Engine(ScoringMixin):
     """Generate and score tokens with a bundle's model.onnx on ONNX Runtime."""
+
+    scorer = scoring  # score_detail and score_variants (ScoringMixin)
 
     def __init__(self, bundle: Bundle | str, config: EngineConfig | None = None) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
@@ -189,7 +191,7 @@ class Engine:
         # came from the cache; covered: tokens the KV holds.
         entry, common = self.cache.best_match(ids)
         reused = min(common, len(ids) - 1)  # always feed at least one token to get logits
-        if self.static_kv and entry is not None and 2 * reused < len(entry.tokens):
+        if self.static_kv and entry is not None and 2 * reused < min(len(entry.tokens), len(ids)):
             # taking the entry would overwrite most of another sequence's cache (another
             # document's, which shares only e.g. the FIM markers) to save a few tokens
             entry = None
@@ -322,24 +324,6 @@ class Engine:
         masked = np.full_like(logits, -np.inf)
         masked[allowed] = logits[allowed]
         return masked
-
-    # -------------------------------------------------------------------------- score
-    def score(self, ids: Sequence[int], cancel: CancelToken | None = None) -> np.ndarray:
-        """Return log p(ids[i] | ids[:i]) for i >= 1, in nats, as a [len(ids) - 1] array."""
-        return self.score_detail(ids, cancel).logp
-
-    def score_detail(self, ids: Sequence[int], cancel: CancelToken | None = None) -> Scored:
-        """Score every token after the first, with the model's own top choice at each."""
-        return scoring.score_detail(self, ids, cancel)
-
-    def score_variants(
-        self,
-        ids: Sequence[int],
-        cuts: Sequence[tuple[int, Sequence[Sequence[int]]]],
-        cancel: CancelToken | None = None,
-    ) -> list[list[float]]:
-        """Return, per (cut, variants), each variant's log-probability (nats) after ids[:cut]."""
-        return scoring.score_variants(self, ids, cuts, cancel)
 
     # ---------------------------------------------------------------- worker thread
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:

@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from jpilot.model.abilities import THRESHOLDS, passes
+from jpilot.model.abilities import passes, score_rows
 from jpilot.model.bundle import read_manifest, write_manifest
 
 GROUP = "jpilot.measures"
@@ -57,13 +57,8 @@ def run_measures(
 def report(scores: dict[str, float]) -> None:
     """Print each feature's scores against its thresholds."""
     print(f"\n{'feature':<10} {'score':<22} {'value':>7} {'95% interval':>15} {'threshold':>11}")
-    for feature, thresholds in THRESHOLDS.items():
-        for t in thresholds:
-            value = scores.get(t.score)
-            low, high = scores.get(t.score + "_low"), scores.get(t.score + "_high")
-            span = f"{low:.1f} - {high:.1f}" if low is not None and high is not None else ""
-            shown = "-" if value is None else f"{value:.1f}"
-            bound = f"{'>=' if t.higher_is_better else '<='} {t.bound:g}"
+    for feature, scored in score_rows(scores, (">=", "<=")):
+        for t, shown, span, bound in scored:
             print(f"{feature:<10} {t.score:<22} {shown:>7} {span:>15} {bound:>11}")
         print(f"{'':<10} -> {'passes' if passes(scores, feature) else 'off by default'}")
     for label in ("name", "constant"):

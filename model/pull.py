@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import re
 import sys
 import tempfile
@@ -22,20 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jpilot.model.bundle import read_json_object
+from jpilot.model.convert import TOKENIZER_FILES
 from jpilot.model.errors import ModelError
 from jpilot.model.store import models_dir, store_name
 
 SUPPORTED = ("gptj", "codegen")  # config.json model_type values pull can serve
-META_FILES = [  # small files fetched first: the architecture check needs only config.json
-    "config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "vocab.json",
-    "merges.txt",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "README.md",
-]
+# small files fetched first: the architecture check needs only config.json
+META_FILES = ["config.json", *TOKENIZER_FILES, "README.md"]
 SAFETENSORS = ["*.safetensors", "*.safetensors.index.json"]
 PICKLES = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]
 TOP_LEVEL_ONLY = ["*/*"]  # ignore_patterns: no weights from subfolders (onnx/, flax/ ...)
@@ -266,13 +259,7 @@ def _read_config(snapshot: Path, repo_id: str, sha: str) -> dict[str, Any]:
         where = " in the cache (offline: unset HF_HUB_OFFLINE to download it)" if _offline() else ""
         raise ModelError(f"{repo_id} at {sha[:12]} has no config.json{where}; is it a "
                          "Hugging Face transformers model repo?")  # fmt: skip
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{repo_id}: config.json is unreadable ({_first_line(exc)})") from exc
-    if not isinstance(config, dict):
-        raise ModelError(f"{repo_id}: config.json is not a JSON object")
-    return config
+    return read_json_object(path, f"{repo_id}: config.json", "is it a transformers model repo?")
 
 
 def _weight_files(folder: Path) -> list[Path]:

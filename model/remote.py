@@ -37,14 +37,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
 from jpilot.model import openai_wire as wire
 from jpilot.model import remote_scoring
 from jpilot.model.engine import CancelToken, GenerationConfig, GenerationResult
 from jpilot.model.pool_tokenizer import fallback_tokenizer, tokenizer_from
 from jpilot.model.remote_scoring import Unsupported as Unsupported  # re-exported
-from jpilot.model.scoring import Scored
+from jpilot.model.scoring import ScoringMixin
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +100,10 @@ class _Run:
     replica: str = ""
 
 
-class RemoteEngine:
+class RemoteEngine(ScoringMixin):
     """Generate and score through an OpenAI-compatible /v1/completions server."""
+
+    scorer = remote_scoring  # score_detail and score_variants through echo (ScoringMixin)
 
     remote = True
 
@@ -314,24 +315,6 @@ class RemoteEngine:
                         return
         except httpx.HTTPError as exc:
             raise wire.PoolError(wire.transport_problem(exc, self.url)) from exc
-
-    # -------------------------------------------------------------------------- score
-    def score(self, ids: Sequence[int], cancel: CancelToken | None = None) -> np.ndarray:
-        """Return log p(ids[i] | ids[:i]) for i >= 1, in nats, as a [len(ids) - 1] array."""
-        return self.score_detail(ids, cancel).logp
-
-    def score_detail(self, ids: Sequence[int], cancel: CancelToken | None = None) -> Scored:
-        """Score every token after the first, with the model's top choice, in windows."""
-        return remote_scoring.score_detail(self, ids, cancel)
-
-    def score_variants(
-        self,
-        ids: Sequence[int],
-        cuts: Sequence[tuple[int, Sequence[Sequence[int]]]],
-        cancel: CancelToken | None = None,
-    ) -> list[list[float]]:
-        """Return, per (cut, variants), each variant's log-probability (nats) after ids[:cut]."""
-        return remote_scoring.score_variants(self, ids, cuts, cancel)
 
     async def post(self, body: dict[str, Any]) -> Any:
         """POST a non-streamed completion; return its JSON (raises PoolError)."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from jpilot.model import openai_wire as wire
 from jpilot.model.engine import CancelledError, CancelToken, variant_context_begin
-from jpilot.model.scoring import Scored
+from jpilot.model.scoring import Scored, check_cuts, windows
 
 if TYPE_CHECKING:
     from jpilot.model.remote import RemoteEngine
@@ -33,16 +33,11 @@ class Unsupported(CancelledError):
 def score_detail(remote: RemoteEngine, ids: Sequence[int], cancel: CancelToken | None) -> Scored:
     """Score every token after the first, with the model's top choice, in windows."""
     ids = list(ids)
-    n = len(ids)
-    logp, top, top_logp = (np.zeros(max(n - 1, 0)) for _ in range(3))
-    window, done = remote.n_positions, 1
-    while done < n:
-        begin = 0 if done == 1 else max(0, done - window // 2)
-        chunk = ids[begin : begin + window]
-        echoed = echo(remote, chunk, cancel)
-        for t in range(done, begin + len(chunk)):
+    logp, top, top_logp = (np.zeros(max(len(ids) - 1, 0)) for _ in range(3))
+    for begin, done, end in windows(len(ids), remote.n_positions):
+        echoed = echo(remote, ids[begin:end], cancel)
+        for t in range(done, end):
             logp[t - 1], top[t - 1], top_logp[t - 1] = echoed[t - begin]
-        done = begin + len(chunk)
     return Scored(logp, top.astype(np.int64), top_logp)
 
 
@@ -56,9 +51,7 @@ def score_variants(
     ids = list(ids)
     if not cuts:
         return []
-    longest = max(len(v) for _cut, variants in cuts for v in variants)
-    if longest > remote.n_positions // 2 or any(not 1 <= c <= len(ids) for c, _v in cuts):
-        raise ValueError("variants must be at most half a context long, cuts in 1..len(ids)")
+    longest = check_cuts(ids, cuts, remote.n_positions)
     out: list[list[float]] = []
     for cut, variants in cuts:
         begin = variant_context_begin(cut, remote.n_positions, longest)

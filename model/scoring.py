@@ -14,9 +14,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,14 +43,11 @@ class CancelledError(Exception):
 def score_detail(engine: Engine, ids: Sequence[int], cancel: CancelToken | None) -> Scored:
     """Score every token after the first, with the model's own top choice at each."""
     ids = list(ids)
-    n = len(ids)
-    logp, top, top_logp = (np.zeros(max(n - 1, 0)) for _ in range(3))
-    window, done = engine.n_positions, 1  # `done`: positions < done are scored
-    while done < n:
+    logp, top, top_logp = (np.zeros(max(len(ids) - 1, 0)) for _ in range(3))
+    for begin, done, end in windows(len(ids), engine.n_positions):
         if cancelled(cancel):
             raise CancelledError("scoring was cancelled")
-        begin = 0 if done == 1 else max(0, done - window // 2)
-        chunk = ids[begin : begin + window]
+        chunk = ids[begin:end]
         empty = engine._empty_kv()
         with engine._lock:  # per window, so a completion can run between windows
             logits, _ = engine._forward(chunk, empty, 0, all_logits=True)
@@ -60,7 +57,6 @@ def score_detail(engine: Engine, ids: Sequence[int], cancel: CancelToken | None)
         logp[targets - 1] = lp[rows, [ids[t] for t in targets]]
         top[targets - 1] = lp[rows].argmax(-1)
         top_logp[targets - 1] = lp[rows].max(-1)
-        done = begin + len(chunk)
     return Scored(logp, top.astype(np.int64), top_logp)
 
 
@@ -74,9 +70,7 @@ def score_variants(
     ids = list(ids)
     if not cuts:
         return []
-    longest = max(len(v) for _cut, variants in cuts for v in variants)
-    if longest > engine.n_positions // 2 or any(not 1 <= c <= len(ids) for c, _v in cuts):
-        raise ValueError("variants must be at most half a context long, cuts in 1..len(ids)")
+    longest = check_cuts(ids, cuts, engine.n_positions)
     groups: dict[int, list[int]] = {}
     for k, (cut, _variants) in enumerate(cuts):
         begin = variant_context_begin(cut, engine.n_positions, longest)
@@ -101,6 +95,57 @@ def score_variants(
                 lp = log_softmax(logits[: len(variant)])
                 out[k].append(float(lp[np.arange(len(variant)), list(variant)].sum()))
     return out
+
+
+def windows(n: int, window: int) -> Iterator[tuple[int, int, int]]:
+    """Yield (begin, done, end): score positions done..end-1 with the context ids[begin:end].
+
+    Each window after the first starts half a window back, so every scored token has at
+    least half a window of context before it.
+    """
+    done = 1  # positions < done are scored
+    while done < n:
+        begin = 0 if done == 1 else max(0, done - window // 2)
+        end = min(begin + window, n)
+        yield begin, done, end
+        done = end
+
+
+def check_cuts(
+    ids: Sequence[int], cuts: Sequence[tuple[int, Sequence[Sequence[int]]]], n_positions: int
+) -> int:
+    """Return the longest variant's length; raise ValueError for cuts no window can take."""
+    longest = max(len(v) for _cut, variants in cuts for v in variants)
+    if longest > n_positions // 2 or any(not 1 <= c <= len(ids) for c, _v in cuts):
+        raise ValueError("variants must be at most half a context long, cuts in 1..len(ids)")
+    return longest
+
+
+class ScoringMixin:
+    """The scoring half of the engine interface, shared by Engine and the pool's RemoteEngine.
+
+    A class sets `scorer` to the module that does its scoring: this one for the local
+    engine, jpilot.model.remote_scoring for a pool.
+    """
+
+    scorer: Any  # a module with score_detail(engine, ids, cancel) and score_variants(...)
+
+    def score(self, ids: Sequence[int], cancel: CancelToken | None = None) -> np.ndarray:
+        """Return log p(ids[i] | ids[:i]) for i >= 1, in nats, as a [len(ids) - 1] array."""
+        return self.score_detail(ids, cancel).logp
+
+    def score_detail(self, ids: Sequence[int], cancel: CancelToken | None = None) -> Scored:
+        """Score every token after the first, with the model's own top choice at each."""
+        return self.scorer.score_detail(self, ids, cancel)
+
+    def score_variants(
+        self,
+        ids: Sequence[int],
+        cuts: Sequence[tuple[int, Sequence[Sequence[int]]]],
+        cancel: CancelToken | None = None,
+    ) -> list[list[float]]:
+        """Return, per (cut, variants), each variant's log-probability (nats) after ids[:cut]."""
+        return self.scorer.score_variants(self, ids, cuts, cancel)
 
 
 def variant_context_begin(cut: int, n_positions: int, longest: int) -> int:

@@ -30,7 +30,11 @@ class ServerError(RuntimeError):
 
 
 def read_message(stream: IO[bytes]) -> dict[str, Any] | None:
-    """Read one Content-Length framed message; None at the end of the stream."""
+    """Read one Content-Length framed message (client side); None at the end of the stream.
+
+    Blocking and unbounded, unlike the server's reader (jpilot.lsp.transport): for clients
+    of `jpilot serve` such as these helpers, the raw-protocol tests and the benchmark.
+    """
     length = 0
     while True:
         line = stream.readline()

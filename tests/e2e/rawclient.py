@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jpilot.lsp.transport import read_message
+from jpilot.plugins.testing_server import read_message
 
 SERVER = [sys.executable, "-m", "jpilot.lsp.cli", "serve", "--log-level", "WARNING"]
 

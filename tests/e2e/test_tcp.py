@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from jpilot.lsp.transport import read_message
+from jpilot.plugins.testing_server import read_message
 
 TOKEN = "s3cret-token-for-the-test"
 
