@@ -10,7 +10,9 @@
 - Snippets: the first lines of other open documents of the same language, sorted by
   URI so they stay stable; ignored files are skipped.
 - Every piece is scrubbed of secrets before tokenization, and ignored files (by
-  `.gitignore` / `.jpilotignore`) never reach a prompt.
+  `.gitignore` / `.jpilotignore`) never reach a prompt. Secrets are found around each
+  window, not just inside it (`privacy.redact`), so a window that starts or ends inside
+  a secret (a private-key block) hides all of it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from jpilot.plugins import ignore
 from jpilot.plugins.api import CompletionRequest, Prompt, hookimpl
+from jpilot.plugins.privacy import redact, region_spans
 from jpilot.plugins.secrets import scrub
 
 if TYPE_CHECKING:
@@ -59,7 +62,9 @@ def build_prompt(request: CompletionRequest, tokenizer: Tokenizer, budget: int) 
     suffix_ids: list[int] = []
     if fim is not None and cfg.suffix_tokens > 0:
         suffix_budget = min(cfg.suffix_tokens, budget // 4)
-        text, n = scrub(_head_lines(request.suffix, suffix_budget * MAX_CHARS_PER_TOKEN))
+        end = request.offset + len(_head_lines(request.suffix, suffix_budget * MAX_CHARS_PER_TOKEN))
+        found = region_spans(request.text, request.offset, end)
+        text, n = redact(request.text, request.offset, end, found)
         suffix_ids, scrubbed = tokenizer.encode(text)[:suffix_budget], scrubbed + n
     snippet_ids: list[int] = []
     if cfg.snippets and cfg.snippet_tokens > 0:
@@ -106,20 +111,21 @@ def prefix_window(
     """
     prefix = request.prefix
     floor = len(prefix) - budget * MAX_CHARS_PER_TOKEN
+    found = region_spans(request.text, max(0, floor), len(prefix))  # secrets a cut goes through
     with _lock:
         last = _windows.get(request.uri)
     chosen = None
     if last is not None and max(0, floor) <= last <= len(prefix):
-        chosen = _fit(prefix, last, tokenizer, budget)
+        chosen = _fit(prefix, last, tokenizer, budget, found)
     if chosen is None and floor <= 0:
-        chosen = _fit(prefix, 0, tokenizer, budget)  # the whole prefix fits
+        chosen = _fit(prefix, 0, tokenizer, budget, found)  # the whole prefix fits
     if chosen is None:
         starts = _starts(prefix, floor, max(8, budget // 8))
-        chosen = _search(prefix, tokenizer, budget, int(budget * SLACK), starts)
+        chosen = _search(prefix, tokenizer, budget, int(budget * SLACK), starts, found)
     with _lock:
         _windows.pop(request.uri, None)
     if chosen is None:  # nothing fits (denser than 4 tokens a character): the last tokens
-        text, n = scrub(prefix[max(0, floor) :])
+        text, n = redact(prefix, max(0, floor), len(prefix), found)
         return len(prefix), tokenizer.encode(text)[-budget:] if budget else [], n
     with _lock:
         _windows[request.uri] = chosen[0]  # most recent last
@@ -129,24 +135,29 @@ def prefix_window(
 
 
 def _fit(
-    prefix: str, start: int, tokenizer: Tokenizer, budget: int
+    prefix: str, start: int, tokenizer: Tokenizer, budget: int, found: list[tuple[int, int]]
 ) -> tuple[int, list[int], int] | None:
     """Return (start, tokens, scrubbed) if the prefix from `start` fits the budget."""
-    text, n = scrub(prefix[start:])
+    text, n = redact(prefix, start, len(prefix), found)
     ids = tokenizer.encode(text)
     return (start, ids, n) if len(ids) <= budget else None
 
 
 def _search(
-    prefix: str, tokenizer: Tokenizer, budget: int, target: int, starts: list[int]
+    prefix: str,
+    tokenizer: Tokenizer,
+    budget: int,
+    target: int,
+    starts: list[int],
+    found: list[tuple[int, int]],
 ) -> tuple[int, list[int], int] | None:
     """Binary-search the earliest start whose window holds at most `target` tokens."""
     lo, hi, best = 0, len(starts) - 1, None
     while lo <= hi:
         mid = (lo + hi) // 2
-        found = _fit(prefix, starts[mid], tokenizer, target)
-        if found is not None:
-            best, hi = found, mid - 1
+        fits = _fit(prefix, starts[mid], tokenizer, target, found)
+        if fits is not None:
+            best, hi = fits, mid - 1
         else:
             lo = mid + 1
     return best
@@ -190,6 +201,7 @@ def snippets(request: CompletionRequest, max_chars: int) -> str:
             continue
         name = doc.path.name if doc.path is not None else doc.uri.rsplit("/", 1)[-1]
         head = _head_lines(doc.text, room)
+        head = redact(doc.text, 0, len(head), region_spans(doc.text, 0, len(head)))[0]
         body = "".join(f"{mark} {line}\n" for line in head.splitlines())
         parts.append(f"{mark} {name}\n{body}")
         room -= len(parts[-1])

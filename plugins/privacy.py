@@ -12,6 +12,9 @@ fix and the regenerate action in `debug`, hover summaries, docstrings and explai
   lines and columns, so an offset the model's answer is placed at is valid on the
   buffer. `hides` says whether a span holds masked characters; a feature never shows a
   finding or rewrites a line there, since the model could not see what is in it.
+
+Prompts cut windows out of a document; `redact` hides a secret the cut goes through (a
+window that starts inside a private-key block) by searching a margin around the window.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from collections import OrderedDict
 
 from jpilot.plugins import ignore
 from jpilot.plugins.api import CompletionRequest
-from jpilot.plugins.secrets import mask
+from jpilot.plugins.secrets import REDACTED, mask, scrub, spans
 
+MARGIN = 16 * 1024  # context around a prompt's window searched for secrets it cuts through
 MAX_CACHED = 8  # masked texts kept, keyed by (uri, version): hovers on one big file
 _cache: OrderedDict[tuple[str, int], tuple[str, str]] = OrderedDict()
 _lock = threading.Lock()
@@ -61,3 +65,25 @@ def masked(text: str, uri: str = "", version: int | None = None) -> str:
 def hides(text: str, model: str, start: int, end: int) -> bool:
     """Return whether `text[start:end]` holds characters masked in `model`."""
     return text[start:end] != model[start:end]
+
+
+def redact(text: str, start: int, end: int, found: list[tuple[int, int]]) -> tuple[str, int]:
+    """Return `text[start:end]` with each secret of `found` (spans found in a larger view
+    of `text`, so a cut through a secret still hides all of it) and each secret the
+    slice shows by itself replaced by REDACTED; and how many were replaced."""
+    parts, last, n = [], start, 0
+    for a, b in found:
+        if b <= start or a >= end:
+            continue
+        parts += [text[last : max(a, start)], REDACTED]
+        last, n = min(b, end), n + 1
+    parts.append(text[last:end])
+    out, more = scrub("".join(parts))
+    return out, n + more
+
+
+def region_spans(text: str, start: int, end: int, margin: int = MARGIN) -> list[tuple[int, int]]:
+    """Return the secrets of `text[start:end]`, found with `margin` characters of context
+    on each side, as spans into `text`."""
+    lo, hi = max(0, start - margin), min(len(text), end + margin)
+    return [(a + lo, b + lo) for a, b in spans(text[lo:hi])]

@@ -247,3 +247,26 @@ def test_a_failing_ignore_hook_means_ignored_and_no_engine_for_any_model(tmp_pat
     server = JpilotServer(host)
     env = make_request(tmp_path / ".env", tmp_path)
     assert host.ignored(env) and server.model_for(env, object()) is None
+
+
+@pytest.mark.parametrize("budget", range(60, 400, 20))
+def test_a_prompt_window_that_starts_inside_a_secret_hides_all_of_it(
+    engine: Engine, tmp_path: Path, budget: int
+) -> None:
+    """The window before the cursor starts on some line of a private-key block: a scrub
+    of the window alone sees no BEGIN line and would let the body through."""
+    from jpilot.plugins.context import build_prompt
+
+    body = "".join(f"{CANARIES['private_key'][:-2]}{i:02d}\n" for i in range(30))
+    text = (
+        "".join(f"setting_{i} = {i}\n" for i in range(100))
+        + 'KEY = """-----BEGIN RSA PRIVATE KEY-----\n'
+        + body
+        + '-----END RSA PRIVATE KEY-----"""\n'
+        + "a = 1\nb = 2\n"
+    )
+    request = make_request(tmp_path / f"keys{budget}.py", tmp_path, text, at="no such text")
+    request.offset = len(text)
+    prompt = build_prompt(request, engine.tokenizer, budget)
+    sent = engine.tokenizer.decode(prompt.ids)
+    assert "b = 2" in sent and leaked([sent]) == []
