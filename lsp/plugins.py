@@ -182,8 +182,8 @@ class PluginHost:
 
     def ignored(self, request: CompletionRequest) -> bool:
         """Return whether the document must stay away from the model (jpilot_ignore_document:
-        the first non-None answer wins); a plugin that raises or answers a wrong type
-        there makes it ignored (fail closed)."""
+        the first non-None answer wins); a plugin that raises there makes it ignored (fail
+        closed). A wrong-typed answer is logged and skipped, as in every hook."""
         hook = "jpilot_ignore_document"
         for impl in self._impls(hook):
             try:
@@ -193,8 +193,8 @@ class PluginHost:
                 self.fault(impl.plugin_name, hook, why, exc)
                 return True
             if result is not None and (problem := check_result(hook, result)):
-                self.fault(impl.plugin_name, hook, f"{problem}; the document counts as ignored")
-                return True
+                self.fault(impl.plugin_name, hook, problem)
+                continue
             if result is not None:
                 return bool(result)
         return False

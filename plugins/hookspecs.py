@@ -43,8 +43,8 @@ def jpilot_ignore_document(request: CompletionRequest) -> bool | None:
     Returns: True to ignore, None to let the next plugin decide.
     Merge: first non-None answer wins; no answer means "not ignored". Asked before
     anything else: an ignored document gets no model work from any feature (the docs
-    and debug hooks get `engine=None`). Fail closed: a plugin that raises here, or
-    answers a wrong type, makes the document ignored.
+    and debug hooks get `engine=None`). Fail closed: a plugin that raises here makes
+    the document ignored (a wrong-typed answer is skipped, as in every hook).
     Built-ins: `context` answers True for files matched by .gitignore/.jpilotignore and
     for secrets files (.env, keys), None otherwise.
     """
