@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jpilot.model import verified
 from jpilot.model.errors import ModelError
 from jpilot.model.manifest_checks import check_values
 from jpilot.model.tokenizer import FIM_ORDERS, FimTokens, Tokenizer
@@ -195,7 +196,7 @@ def check_external_sha256(folder: Path, locations: list[str], recorded: dict[str
                 f"model bundle {folder}: {MANIFEST} records no sha256 for its external data "
                 f"file {location!r}; re-export the bundle with this jpilot"
             )
-        actual = sha256_file(folder / location)
+        actual = verified.digest(folder / location, sha256_file)
         if actual != expected:
             raise ModelError(
                 f"{folder / location} does not match the sha256 in {MANIFEST} "
@@ -222,7 +223,7 @@ def load_bundle(folder: str | Path, verify: bool = True) -> Bundle:
             "`jpilot model export SRC DST` from a checkpoint that has a tokenizer"
         )
     if verify:
-        actual = sha256_file(onnx_path)
+        actual = verified.digest(onnx_path, sha256_file)
         if actual != manifest.onnx_sha256:
             raise ModelError(
                 f"{onnx_path} does not match the sha256 in {MANIFEST} "
