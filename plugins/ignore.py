@@ -37,11 +37,11 @@ import logging
 import os
 import stat
 import threading
-from collections import OrderedDict
 from pathlib import Path
 
 from jpilot.plugins import ignore_rules
 from jpilot.plugins.ignore_rules import Budget, Pattern
+from jpilot.plugins.lru import LRU
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +81,10 @@ class IgnoreFileError(Exception):
     """An ignore file that cannot be read safely; its folder counts as ignored."""
 
 
-_parsed: OrderedDict[str, tuple[Signature, list[Pattern] | IgnoreFileError]] = OrderedDict()
-_answers: OrderedDict[tuple[str, tuple[str, ...]], tuple[dict[str, Signature], bool]] = (
-    OrderedDict()
-)
+_parsed: LRU[str, tuple[Signature, list[Pattern] | IgnoreFileError]] = LRU(MAX_CACHED)
+_answers: LRU[tuple[str, tuple[str, ...]], tuple[dict[str, Signature], bool]] = LRU(MAX_CACHED)
 _warned: set[str] = set()
-_lock = threading.Lock()
+_lock = threading.Lock()  # guards _warned
 
 
 def is_ignored(path: Path, roots: list[Path]) -> bool:
@@ -111,8 +109,7 @@ def _real_roots(roots: list[Path]) -> set[Path]:
 def _cached(path: Path, roots: list[Path]) -> bool:
     """Return the answer for one absolute normalized path, cached while nothing changed."""
     key = (str(path), tuple(str(r) for r in roots))
-    with _lock:
-        hit = _answers.get(key)
+    hit = _answers.get(key)
     if hit is not None and all(_signature(f) == sig for f, sig in hit[0].items()):
         return hit[1]
     seen: dict[str, Signature] = {}
@@ -121,11 +118,7 @@ def _cached(path: Path, roots: list[Path]) -> bool:
     except Exception as exc:  # fail closed, and remember it until a file changes
         _warn(str(path), f"jpilot treats {path} as ignored: {str(exc) or type(exc).__name__}")
         answer = True
-    with _lock:
-        _answers[key] = (seen, answer)
-        _answers.move_to_end(key)
-        while len(_answers) > MAX_CACHED:
-            _answers.popitem(last=False)
+    _answers.put(key, (seen, answer))
     return answer
 
 
@@ -208,18 +201,14 @@ def _load(ignore_file: Path, seen: dict[str, Signature]) -> list[Pattern]:
     seen[key] = sig
     if sig is None:
         return []
-    with _lock:
-        cached = _parsed.get(key)
+    cached = _parsed.get(key)
     if cached is None or cached[0] != sig:
         try:
             result: list[Pattern] | IgnoreFileError = ignore_rules.parse(_read(ignore_file))
         except (OSError, IgnoreFileError) as exc:
             result = IgnoreFileError(f"cannot use {ignore_file}: {exc}")
         cached = (sig, result)
-        with _lock:
-            _parsed[key] = cached
-            while len(_parsed) > MAX_CACHED:
-                _parsed.popitem(last=False)
+        _parsed.put(key, cached)
     if isinstance(cached[1], IgnoreFileError):
         raise cached[1]
     return cached[1]

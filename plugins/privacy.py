@@ -19,17 +19,14 @@ window that starts inside a private-key block) by searching a margin around the 
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-
 from jpilot.plugins import ignore
 from jpilot.plugins.api import CompletionRequest
+from jpilot.plugins.lru import LRU
 from jpilot.plugins.secrets import REDACTED, mask, scrub, spans
 
 MARGIN = 16 * 1024  # context around a prompt's window searched for secrets it cuts through
 MAX_CACHED = 8  # masked texts kept, keyed by (uri, version): hovers on one big file
-_cache: OrderedDict[tuple[str, int], tuple[str, str]] = OrderedDict()
-_lock = threading.Lock()
+_cache: LRU[tuple[str, int], tuple[str, str]] = LRU(MAX_CACHED)
 
 
 def ignored(request: CompletionRequest) -> bool:
@@ -49,16 +46,11 @@ def masked(text: str, uri: str = "", version: int | None = None) -> str:
     if version is None:
         return mask(text)
     key = (uri, version)
-    with _lock:
-        hit = _cache.get(key)
+    hit = _cache.get(key)
     if hit is not None and hit[0] == text:
         return hit[1]
     out = mask(text)
-    with _lock:
-        _cache[key] = (text, out)
-        _cache.move_to_end(key)
-        while len(_cache) > MAX_CACHED:
-            _cache.popitem(last=False)
+    _cache.put(key, (text, out))
     return out
 
 
