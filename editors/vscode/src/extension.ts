@@ -83,6 +83,11 @@ function onProgress(
   } else if (params.kind === 'end' && status.state === 'loading') {
     const failed = /no model|fail|error/i.test(params.message ?? '');
     status.set(failed ? 'error' : 'ready', params.message ?? '');
+    // The report can trail the jpilot.status answer (a missing model fails at once):
+    // ask again, so the tooltip keeps the server's reason, not just "no model".
+    if (client !== undefined && client.state === State.Running) {
+      void refreshStatus(client);
+    }
   }
 }
 

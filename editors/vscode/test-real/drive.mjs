@@ -112,6 +112,14 @@ async function start() {
       const seen = window.__jpilotStatus;
       if (seen[seen.length - 1] !== entry) seen.push(entry);
     }, 25);
+    // And every notification message shown (a toast without actions hides after ~20 s).
+    window.__notifications = [];
+    setInterval(() => {
+      for (const e of document.querySelectorAll('.notification-list-item-message')) {
+        const text = e.textContent.trim();
+        if (!window.__notifications.includes(text)) window.__notifications.push(text);
+      }
+    }, 25);
   });
   await page.goto(`${base}/?folder=${encodeURIComponent(config.folder)}`, { waitUntil: 'domcontentloaded' });
   await page.waitForSelector('.monaco-workbench .part.statusbar', { timeout: 120000 });
@@ -146,6 +154,12 @@ function jpilotStatus() {
   // tooltip, part of the aria-label, names the toggle command.
   const item = [...document.querySelectorAll('.statusbar-item')].find((e) => /Toggle inline suggestions/.test(e.getAttribute('aria-label') ?? ''));
   const icon = item ? [...item.querySelectorAll('.codicon')].map((c) => [...c.classList].find((k) => k.startsWith('codicon-') && k !== 'codicon-modifier-spin')).join(' ') : null;
+  if (item) {
+    // The recorder polls every 25 ms: make the history end with what is on show now.
+    const entry = `${icon}|${item.textContent.trim()}|${item.getAttribute('aria-label') ?? ''}`;
+    const seen = window.__jpilotStatus;
+    if (seen[seen.length - 1] !== entry) seen.push(entry);
+  }
   return item ? { text: item.textContent.trim(), icon, label: item.getAttribute('aria-label'), history: window.__jpilotStatus } : { text: null, history: window.__jpilotStatus };
 }
 
@@ -158,7 +172,9 @@ async function quickInput(combo, text) {
 const ops = {
   async open({ file }) {
     await quickInput('Control+P', file);
-    const row = await pollPage((name) => [...document.querySelectorAll('.quick-input-list .monaco-list-row')]
+    // Enter picks the focused row: wait until that is the file (not a recently opened one
+    // still on top while the filter catches up).
+    const row = await pollPage((name) => [...document.querySelectorAll('.quick-input-list .monaco-list-row.focused')]
       .some((r) => r.getAttribute('aria-label')?.startsWith(name)), file, 20000);
     if (!row) throw new Error(`quick open found no ${file}`);
     await page.keyboard.press('Enter');
@@ -282,22 +298,28 @@ const ops = {
     await sleep(300);
     return {};
   },
-  async status({ wantIcon = null, wantText = null, timeoutMs = 60000 }) {
+  async status({ wantIcon = null, wantText = null, wantLabel = null, timeoutMs = 60000 }) {
+    // wantLabel: a text the item's aria-label (its text, then its tooltip) must hold.
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const s = await page.evaluate(jpilotStatus);
       const iconOk = wantIcon === null || s.icon === wantIcon;
       const textOk = wantText === null || new RegExp(wantText).test(s.text ?? '');
-      if ((iconOk && textOk) || Date.now() > deadline) return { ...s, timedOut: !(iconOk && textOk) };
+      const labelOk = wantLabel === null || (s.label ?? '').includes(wantLabel);
+      const ok = iconOk && textOk && labelOk;
+      if (ok || Date.now() > deadline) return { ...s, timedOut: !ok };
       await sleep(100);
     }
   },
   async notifications({ want = null, timeoutMs = 30000 }) {
+    // texts: the messages on show now; seen: every message shown since the page loaded.
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const texts = await page.evaluate(() => [...document.querySelectorAll('.notification-list-item-message')]
-        .map((e) => e.textContent.trim()));
-      if (want === null || texts.some((t) => t.includes(want)) || Date.now() > deadline) return { texts };
+      const { texts, seen } = await page.evaluate(() => ({
+        texts: [...document.querySelectorAll('.notification-list-item-message')].map((e) => e.textContent.trim()),
+        seen: window.__notifications,
+      }));
+      if (want === null || seen.some((t) => t.includes(want)) || Date.now() > deadline) return { texts, seen };
       await sleep(200);
     }
   },
