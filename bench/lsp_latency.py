@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import threading
 import time
 import tokenize
@@ -167,7 +168,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "initializationOptions": options,
     }))  # fmt: skip
     client.notify("initialized", {})
-    uri = path.resolve().as_uri()
+    # The buffer is sent, never read from disk; the URI names a fresh folder because the
+    # stdlib often sits in an ignored one (pyenv's .gitignore has /versions), where the
+    # server, like git, would make no suggestions at all.
+    uri = (Path(tempfile.mkdtemp(prefix="jpilot-replay-")) / path.name).as_uri()
     text = source[:start] + source[end:]
     client.notify("textDocument/didOpen", {
         "textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}

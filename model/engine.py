@@ -56,7 +56,8 @@ class EngineConfig:
     device: str = "auto"  # "auto" (CUDA if onnxruntime-gpu sees a GPU), "cpu" or "cuda"
     threads: int = 0  # intra-op threads; 0 = one per core this process may use
     cache_entries: int = 8  # sequences kept for prefix reuse
-    cache_bytes: int = 256 << 20  # memory bound of all kept KV caches
+    cache_bytes: int = 256 << 20  # memory bound of all kept KV caches; raised to hold at
+    # least two whole sequences (a 350M model's static KV buffer alone is 335 MB in fp32)
     prefill_chunk: int = 512  # prompt tokens fed per forward; cancel is checked between
 
 
@@ -107,7 +108,8 @@ class Engine(ScoringMixin):
         )
         self.where = placement(self.session)
         self._read_signature()
-        self.cache = PrefixCache(self.config.cache_entries, self.config.cache_bytes)
+        bound = max(self.config.cache_bytes, 2 * self._sequence_kv_bytes())
+        self.cache = PrefixCache(self.config.cache_entries, bound)
         providers = provider_list("cuda" if self.where.device_type == "cuda" else "cpu")
         self._slicer = None
         if not self.static_kv:
@@ -135,6 +137,11 @@ class Engine(ScoringMixin):
         self.id_dtype = ORT_TO_NUMPY[inputs["input_ids"].type]
         self.n_positions = self.bundle.manifest.n_positions
         self.has_keep_input = KEEP_INPUT in inputs
+
+    def _sequence_kv_bytes(self) -> int:
+        """Return the bytes of the KV cache of one full-length sequence."""
+        per_token = sum(h * d for h, d in self.kv_shapes) * np.dtype(self.kv_dtype).itemsize
+        return per_token * (self.n_positions + (1 if self.static_kv else 0))
 
     def _empty_kv(self) -> list[Any]:
         """Return a fresh KV cache holding no tokens (static: buffers of unread rows)."""

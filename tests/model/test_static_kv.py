@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from jpilot.model.engine import Engine, GenerationConfig
+from jpilot.model.engine import Engine, EngineConfig, GenerationConfig
 from jpilot.model.errors import ModelError
 from jpilot.model.export import export_bundle
 
@@ -102,3 +102,15 @@ def test_a_short_match_does_not_take_another_documents_cache(tiny_bundle_static:
     assert len(engine.cache) == 2
     again = engine.generate(first[:-1] + [5], cfg)  # the first document, one edit later
     assert again.reused_tokens == len(first) - 1
+
+
+def test_the_cache_holds_a_sequence_even_when_one_is_over_its_byte_setting(
+    tiny_bundle_static: Path,
+) -> None:
+    # a 350M model's static KV buffer (335 MB in fp32) is over the 256 MB default bound;
+    # the bound grows to two sequences, or typing would never reuse a prefix
+    engine = Engine(tiny_bundle_static, EngineConfig(cache_bytes=1))
+    ids = engine.tokenizer.encode(PROMPT)
+    engine.generate(ids, GenerationConfig(max_new_tokens=4))
+    again = engine.generate(ids[:-1] + [5], GenerationConfig(max_new_tokens=4))
+    assert again.reused_tokens == len(ids) - 1
