@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from tiny_models import make_gptj, training_text
+from tiny_models import make_gptj, tiny_codegen, training_text
 
 SPACE_RUNS = [" " * n for n in range(31, 1, -1)]  # CodeGen's added whitespace tokens
 TAB_RUNS = ["\t" * n for n in range(9, 1, -1)]
@@ -42,9 +42,7 @@ def add_repo(cache: Path, repo_id: str, files: Path, sha: str, ref: str = "main"
 
 def make_codegen_repo(folder: Path, seed: int = 0) -> Path:
     """Save a tiny random CodeGen as Salesforce ships codegen: .bin, slow-tokenizer files."""
-    import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import CodeGenConfig, CodeGenForCausalLM
 
     folder.mkdir(parents=True, exist_ok=True)
     tok = Tokenizer(models.BPE())
@@ -70,20 +68,8 @@ def make_codegen_repo(folder: Path, seed: int = 0) -> Path:
     }))  # fmt: skip
     (folder / "README.md").write_text(README)
 
-    torch.manual_seed(seed)
-    config = CodeGenConfig(
-        vocab_size=384,  # padded past the tokenizer, as CodeGen's 51200 is past its 50295
-        n_positions=256,
-        n_ctx=256,
-        n_embd=64,
-        n_layer=2,
-        n_head=8,
-        rotary_dim=4,
-        bos_token_id=0,
-        eos_token_id=0,
-        initializer_range=0.3,
-    )
-    model = CodeGenForCausalLM(config).eval()
+    # vocabulary padded past the tokenizer, as CodeGen's 51200 is past its 50295
+    model = tiny_codegen(seed, vocab_size=384)
     model.save_pretrained(folder, safe_serialization=False)  # pytorch_model.bin only
     assert not (folder / "tokenizer.json").exists()
     return folder

@@ -65,6 +65,15 @@ def make_gptj(
 
 def make_codegen(folder: Path, seed: int = 0, vocab_size: int = 320) -> Path:
     """Save a tiny random CodeGen checkpoint into `folder`."""
+    model = tiny_codegen(seed, vocab_size)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    make_tokenizer(folder / "tokenizer.json", vocab_size)
+    return folder
+
+
+def tiny_codegen(seed: int, vocab_size: int):
+    """Return a tiny random CodeGenForCausalLM (2 layers, 64 wide, 8 heads, rotary 4)."""
     import torch
     from transformers import CodeGenConfig, CodeGenForCausalLM
 
@@ -81,8 +90,4 @@ def make_codegen(folder: Path, seed: int = 0, vocab_size: int = 320) -> Path:
         eos_token_id=0,
         initializer_range=0.3,
     )
-    model = CodeGenForCausalLM(config).eval()
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    make_tokenizer(folder / "tokenizer.json", vocab_size)
-    return folder
+    return CodeGenForCausalLM(config).eval()
