@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 
 import pytest
+from fake_engine import FakeEngine
 
 from jpilot.model.abilities import (
     FEATURES,
@@ -40,33 +40,6 @@ PASSING = {t.score: (100.0 if t.higher_is_better else 0.0) for ts in THRESHOLDS.
            for t in ts}  # fmt: skip
 FAILING = {t.score: (0.0 if t.higher_is_better else 100.0) for ts in THRESHOLDS.values()
            for t in ts}  # fmt: skip
-
-
-@dataclass
-class Result:
-    text: str
-
-
-@dataclass
-class FakeTokenizer:
-    fim = None
-
-    def infill_prompt(self, prefix: str, suffix: str, budget: int) -> list[int]:
-        return [ord(c) for c in prefix][-budget:]
-
-
-@dataclass
-class FakeEngine:
-    """Returns a canned completion and counts the calls."""
-
-    reply: str
-    n_positions: int = 100_000
-    tokenizer: FakeTokenizer = field(default_factory=FakeTokenizer)
-    calls: int = 0
-
-    def generate(self, prompt, config, cancel=None) -> Result:
-        self.calls += 1
-        return Result(self.reply)
 
 
 def request(
@@ -165,7 +138,7 @@ def test_hover_without_summary_when_the_model_is_not_measured_good_enough() -> N
     for abilities in (None, {}, FAILING):
         hover = docs.jpilot_hover(request(AREA, abilities), engine, threading.Event())
         assert hover == "```python\ndef area(radius: float) -> float\n```"
-    assert engine.calls == 0  # the model never ran
+    assert engine.prompts == []  # the model never ran
     documented = docs.jpilot_hover(
         request(SOURCE.index("def perimeter") + 5, FAILING), engine, None
     )
@@ -206,7 +179,7 @@ def test_explain_command_says_in_one_line_what_the_model_lacks() -> None:
         assert out is not None and out["comment"] == ""
         assert "\n" not in out["explanation"] and why in out["explanation"]
         assert PULL_HINT in out["explanation"]
-    assert engine.calls == 0
+    assert engine.prompts == []
     assert lacking_message("explain", {}) == out["explanation"].replace(
         "was measured too weak at explaining code", "has no recorded scores (run `jpilot model "
         "eval --abilities --record BUNDLE`)")  # fmt: skip

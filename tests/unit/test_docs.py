@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ast
 import threading
-from dataclasses import dataclass, field
+
+from fake_engine import FakeEngine, Result
 
 from jpilot.plugins.api import CompletionRequest
 from jpilot.plugins.docs import generate
@@ -47,33 +48,6 @@ def test_enclosing_definition_is_the_innermost() -> None:
     node = enclosing_definition(SOURCE, 13)
     assert node is not None and node.name == "grow"
     assert enclosing_definition(SOURCE, 0) is None
-
-
-@dataclass
-class Result:
-    text: str
-
-
-@dataclass
-class FakeTokenizer:
-    fim = None
-
-    def infill_prompt(self, prefix: str, suffix: str, budget: int) -> list[int]:
-        return [ord(c) for c in prefix][-budget:]
-
-
-@dataclass
-class FakeEngine:
-    """Returns a canned completion and records the prompt it was given."""
-
-    reply: str
-    n_positions: int = 100_000
-    tokenizer: FakeTokenizer = field(default_factory=FakeTokenizer)
-    prompts: list[str] = field(default_factory=list)
-
-    def generate(self, prompt, config, cancel=None) -> Result:
-        self.prompts.append("".join(map(chr, prompt)))
-        return Result(self.reply)
 
 
 def test_docstring_one_line_goes_before_the_body() -> None:
