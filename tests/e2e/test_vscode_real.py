@@ -10,6 +10,7 @@ the folder printed at the start ($JPILOT_E2E_ARTIFACTS, or a pytest temporary fo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -371,17 +372,25 @@ def test_restart_brings_the_server_back(vscode: dict, ghost_case: dict) -> None:
     drive("keys", combo="Escape")
 
 
+@contextlib.contextmanager
 def broken_session(
     tools: dict[str, str], flavor: str, bundle: Path, artifacts: Path, base: Path,
     name: str, extra: dict[str, Any],
-) -> Driver:  # fmt: skip
+) -> Iterator[Driver]:  # fmt: skip
     """A session of its own whose user settings hold `extra` from the start (settings
-    changed mid-session are a separate matter), with the extension active on a.py."""
+    changed mid-session are a separate matter), with the extension active on a.py; on a
+    failure it keeps the evidence, and it always closes."""
     settings = user_settings(bundle, **extra)
     files = {"a.py": "x = 1\n"}
     drive, _ = session(tools, flavor, bundle, base, artifacts / f"{flavor}-{name}", settings, files)
-    drive("open", file="a.py")  # a Python file activates the extension
-    return drive
+    try:
+        drive("open", file="a.py")  # a Python file activates the extension
+        yield drive
+    except BaseException:
+        drive.keep_evidence(name, base / "user-data")
+        raise
+    finally:
+        drive.close()
 
 
 def shown(drive: Driver, message: str) -> None:
@@ -403,15 +412,9 @@ def test_a_missing_model_shows_an_error(
     host.load(settings.model).result(timeout=60)
     message = host.error  # what the server shows: its own ModelHost's words
     assert message and message.startswith("jpilot has no model") and str(missing) in message
-    drive = broken_session(tools, flavor, tiny_bundle, artifacts, tmp_path / "vscode", "no-model",
-                           {"jpilot.model.path": str(missing)})  # fmt: skip
-    try:
+    with broken_session(tools, flavor, tiny_bundle, artifacts, tmp_path / "vscode", "no-model",
+                        {"jpilot.model.path": str(missing)}) as drive:  # fmt: skip
         shown(drive, message)
-    except BaseException:
-        drive.keep_evidence("no-model", tmp_path / "vscode" / "user-data")
-        raise
-    finally:
-        drive.close()
 
 
 def test_a_server_that_cannot_start_shows_a_message(
@@ -423,15 +426,9 @@ def test_a_server_that_cannot_start_shows_a_message(
     message = (f"jpilot: `{script} --version` failed (1): jpilot-fails: no server here. "
                f"{INSTALL_HINT}")  # fmt: skip
     command = {"jpilot.server.command": [str(script), "serve"]}
-    drive = broken_session(tools, flavor, tiny_bundle, artifacts, tmp_path / "vscode",
-                           "cannot-start", command)  # fmt: skip
-    try:
+    with broken_session(tools, flavor, tiny_bundle, artifacts, tmp_path / "vscode",
+                        "cannot-start", command) as drive:  # fmt: skip
         shown(drive, message)
-    except BaseException:
-        drive.keep_evidence("cannot-start", tmp_path / "vscode" / "user-data")
-        raise
-    finally:
-        drive.close()
 
 
 def test_a_server_that_exits_at_start_turns_the_status_red(
@@ -446,18 +443,13 @@ def test_a_server_that_exits_at_start_turns_the_status_red(
     script = tmp_path / "jpilot-dies"
     script.write_text(DYING_SERVER, encoding="utf-8")
     script.chmod(0o755)
-    drive = broken_session(tools, flavor, tiny_bundle, artifacts, tmp_path / "vscode",
-                           "exits", {"jpilot.server.command": [str(script), "serve"]})  # fmt: skip
-    try:
+    command = {"jpilot.server.command": [str(script), "serve"]}
+    with broken_session(tools, flavor, tiny_bundle, artifacts, tmp_path / "vscode",
+                        "exits", command) as drive:  # fmt: skip
         reason = "jpilot: error\nthe server crashed repeatedly\n"
         status = drive("status", wantIcon="codicon-error", wantLabel=reason)
         assert not status["timedOut"], status
         assert status["text"] == "jpilot", status
-    except BaseException:
-        drive.keep_evidence("exits", tmp_path / "vscode" / "user-data")
-        raise
-    finally:
-        drive.close()
 
 
 def test_untrusted_folder_settings_do_not_choose_the_server(
