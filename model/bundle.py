@@ -15,6 +15,7 @@ from typing import Any
 
 from jpilot.model import verified
 from jpilot.model.errors import ModelError
+from jpilot.model.families import FAMILIES
 from jpilot.model.manifest_checks import check_values
 from jpilot.model.tokenizer import FIM_ORDERS, FimTokens, Tokenizer
 
@@ -35,11 +36,11 @@ HOW_TO_GET_ONE = (  # said by the server and by the CLI, so it names both ways t
 class Manifest:
     """The contents of `jpilot.json`: what the engine needs to know about the model."""
 
-    architecture: str  # always "gptj" (CodeGen is converted to GPT-J first)
+    architecture: str  # the family (families.FAMILIES); CodeGen is converted to "gptj"
     n_layer: int  # transformer blocks
     n_head: int  # attention heads per block
     head_dim: int  # width of one head; n_embd = n_head * head_dim
-    rotary_dim: int  # dims of each head that get rotary position embedding
+    rotary_dim: int  # dims of each head that get rotary position embedding (0: learned)
     vocab_size: int  # rows of the output logits
     n_positions: int  # longest sequence the model was built for
     eos_token_id: int | None  # end-of-text id, stops generation
@@ -56,6 +57,9 @@ class Manifest:
     # what `jpilot model eval --abilities` measured (jpilot.model.abilities): score -> value;
     # empty for a bundle never evaluated, which turns no model-written feature on by default
     abilities: dict[str, float] = field(default_factory=dict)
+    # the optional bug detector (`jpilot model train-detector`): {"file", "sha256",
+    # "threshold", "kinds", "scores"}; empty when the bundle has none (surprisal hints then)
+    detector: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fim_tokens(self) -> FimTokens | None:
@@ -105,10 +109,10 @@ def read_manifest(folder: Path) -> Manifest:
     raw = read_json_object(path, str(path), "re-export the bundle")
     check_values(path, raw)
     arch = raw.get("architecture")
-    if arch != "gptj":
+    if arch not in FAMILIES:
         raise ModelError(
-            f"model bundle {folder} is architecture {arch!r}, but jpilot serves GPT-J; "
-            "export a GPT-J checkpoint, or convert CodeGen with `jpilot model convert-codegen`"
+            f"model bundle {folder} is architecture {arch!r}, but jpilot serves "
+            f"{', '.join(FAMILIES)}; export or pull a checkpoint of one of those"
         )
     if raw.get("format", FORMAT_VERSION) > FORMAT_VERSION:
         raise ModelError(f"{path} was written by a newer jpilot; upgrade jpilot")
@@ -123,6 +127,10 @@ def read_manifest(folder: Path) -> Manifest:
         raise ModelError(
             f"{path}: abilities must map score names to numbers; "
             "run `jpilot model eval --abilities --record` on the bundle again"
+        )
+    if not isinstance(raw.get("detector", {}), dict):
+        raise ModelError(
+            f"{path}: detector must be an object; run `jpilot model train-detector` again"
         )
     known = set(Manifest.__dataclass_fields__)
     try:

@@ -1,4 +1,4 @@
-"""The ONNX Runtime GPT-J engine: prompt tokens in, generated tokens out, fast.
+"""The ONNX Runtime engine (model/families/): prompt tokens in, generated tokens out, fast.
 
 - IO binding keeps the KV cache as OrtValues on the model's device (CPU or CUDA, one path).
   Bundles exported with `--kv-cache static` (model/static_kv.py) keep it in one buffer per
@@ -125,7 +125,7 @@ class Engine(ScoringMixin):
         missing = {"input_ids", *positions} - set(inputs)
         if missing:
             raise ModelError(
-                f"{self.bundle.onnx_path} lacks inputs {sorted(missing)}; it is not a GPT-J "
+                f"{self.bundle.onnx_path} lacks inputs {sorted(missing)}; it is not a "
                 "text-generation-with-past export. Re-export with `jpilot model export`"
             )
         self.past_names = [n for n in inputs if n.startswith("past_key_values.")]

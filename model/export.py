@@ -1,8 +1,10 @@
-"""`jpilot model export`: Hugging Face GPT-J checkpoint folder -> jpilot bundle.
+"""`jpilot model export`: Hugging Face checkpoint folder -> jpilot bundle.
 
-Stages: export with optimum-onnx (`text-generation-with-past`, one model.onnx with a
-KV cache), then optionally ONNX Runtime dynamic int8 quantization (CPU) or fp16
-conversion (GPU), then the tokenizer, the manifest and a model-card stub. The bundle
+Families: GPT-J, GPT-Neo, GPT-2 and gpt_bigcode (model/families/). Stages: the
+static-KV graph built tensor by tensor (model/static_kv.py), or for a GPT-J whose rotary
+width GroupQueryAttention cannot take, optimum-onnx's export (`text-generation-with-past`)
+then ONNX Runtime dynamic int8 quantization (CPU) or fp16 conversion (GPU); then the
+tokenizer, the manifest and a model-card stub. The bundle
 is written to a temporary folder beside DST and renamed into place when complete.
 """
 
@@ -29,8 +31,10 @@ from jpilot.model.bundle import (
     write_manifest,
 )
 from jpilot.model.errors import ModelError
+from jpilot.model.families import describe, read_dims
 from jpilot.model.graph import add_logits_to_keep
 from jpilot.model.static_kv import KV_CACHES, export_static, resolve_kv_cache
+from jpilot.model.tokenizer import FIM_ORDERS
 from jpilot.model.version import package_version
 
 FIM_NAMES = {  # spellings of the FIM markers across tokenizers, ours first
@@ -45,7 +49,9 @@ INT4_BLOCK = 32  # weights per 4-bit block, each with its own fp32 scale
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare `jpilot model export` arguments."""
-    parser.add_argument("src", type=Path, help="Hugging Face GPT-J checkpoint folder")
+    parser.add_argument(
+        "src", type=Path, help="Hugging Face checkpoint folder (gptj, gpt_neo, gpt2, gpt_bigcode)"
+    )
     parser.add_argument("dst", type=Path, help="bundle folder to write")
     parser.add_argument(
         "--dtype",
@@ -62,11 +68,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-fim", action="store_true",
                         help="declare no FIM tokens: serve prefix-only prompts")  # fmt: skip
+    parser.add_argument("--fim-order", choices=FIM_ORDERS, default=None,
+                        help="the FIM layout the model was trained on (default: the config's "
+                        "fim_order, else psm, as StarCoder and SantaCoder prompt)")  # fmt: skip
     parser.add_argument(
         "--kv-cache", choices=KV_CACHES, default="auto",
         help="static: build the graph with ORT GroupQueryAttention and an in-place KV buffer "
-        "(no per-step cache copy; rotary_dim must be a multiple of 16; on CUDA use --dtype "
-        "fp16); concat: optimum's export; auto (default): static where it can",
+        "(no per-step cache copy; a GPT-J's rotary_dim must be a multiple of 16; on CUDA use "
+        "--dtype fp16); concat: optimum's export (GPT-J only); auto (default): static where "
+        "it can",
     )  # fmt: skip
     parser.add_argument("--force", action="store_true", help="replace an existing DST")
 
@@ -74,7 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the export from parsed arguments."""
     export_bundle(args.src, args.dst, args.dtype, args.quantize, args.force,
-                  fim=not args.no_fim, kv_cache=args.kv_cache)  # fmt: skip
+                  fim=not args.no_fim, kv_cache=args.kv_cache,
+                  fim_order=args.fim_order)  # fmt: skip
     return 0
 
 
@@ -83,8 +94,8 @@ def _step(n: int, total: int, text: str) -> None:
     print(f"[{n}/{total}] {text}", file=sys.stderr, flush=True)
 
 
-def read_gptj_config(src: Path) -> dict[str, Any]:
-    """Read and check a checkpoint's config.json; it must be a GPT-J."""
+def read_config(src: Path) -> dict[str, Any]:
+    """Read and check a checkpoint's config.json: a family jpilot serves, options it can."""
     path = src / "config.json"
     if not path.is_file():
         raise ModelError(f"{src} has no config.json; point export at a Hugging Face checkpoint")
@@ -95,8 +106,10 @@ def read_gptj_config(src: Path) -> dict[str, Any]:
             f"{src} is a CodeGen checkpoint; convert it first with "
             f"`jpilot model convert-codegen {src} GPTJ_DIR`, then export GPTJ_DIR"
         )
-    if kind != "gptj":
-        raise ModelError(f"{src} is a {kind!r} model; jpilot exports GPT-J checkpoints only")
+    try:
+        read_dims(config)
+    except ModelError as exc:
+        raise ModelError(f"{src}: {exc}") from exc
     return config
 
 
@@ -110,8 +123,9 @@ def export_bundle(
     kv_cache: str = "auto",
     source: str | None = None,
     upstream: dict[str, str] | None = None,
+    fim_order: str | None = None,
 ) -> Path:
-    """Export a GPT-J checkpoint folder to a validated bundle at `dst`; return its path.
+    """Export a checkpoint folder to a validated bundle at `dst`; return its path.
 
     `source` names the checkpoint in the manifest (default: its config's name or folder);
     `upstream` rows (repo, revision, licence, export options) go into MODEL_CARD.md.
@@ -122,7 +136,7 @@ def export_bundle(
                          "not both")  # fmt: skip
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ModelError(f"--quantize takes {' or '.join(QUANTIZATIONS)}, not {quantize!r}")
-    config = read_gptj_config(src)
+    config = read_config(src)
     kv_cache = resolve_kv_cache(kv_cache, config)
     if dst.exists() and any(dst.iterdir()) and not force:
         raise ModelError(f"{dst} already exists and is not empty; pass --force to replace it")
@@ -147,6 +161,7 @@ def export_bundle(
         manifest = _manifest(src, out, config, tokenizer, quantize or dtype, source)
         if not fim:  # the tokenizer may have FIM tokens the model never learned to use
             manifest.fim = None
+        manifest.fim_order = fim_order or manifest.fim_order
         manifest.external_data_sha256 = {n: sha256_file(out / n) for n in manifest.external_data}
         write_manifest(out, manifest)
         _write_card(out, manifest, upstream)
@@ -292,15 +307,15 @@ def _manifest(
     eos = config.get("eos_token_id")
     if eos is None:
         eos = _find_id(tokenizer, EOS_NAMES)
-    n_embd, n_head = int(config["n_embd"]), int(config["n_head"])
+    dims = read_dims(config)
     return Manifest(
-        architecture="gptj",
-        n_layer=int(config["n_layer"]),
-        n_head=n_head,
-        head_dim=n_embd // n_head,
-        rotary_dim=int(config.get("rotary_dim") or n_embd // n_head),
-        vocab_size=int(config["vocab_size"]),
-        n_positions=int(config.get("n_positions", 2048)),
+        architecture=dims.family,
+        n_layer=dims.n_layer,
+        n_head=dims.n_head,
+        head_dim=dims.head_dim,
+        rotary_dim=dims.rotary_dim,
+        vocab_size=dims.vocab_size,
+        n_positions=dims.n_positions,
         eos_token_id=None if eos is None else int(eos),
         fim={k: v for k, v in fim.items() if v is not None} if all(fim.values()) else None,
         fim_order=str(config.get("fim_order") or "psm"),  # written by `jpilot model train`
@@ -323,7 +338,7 @@ Exported by {m.created_by} with {how}.
 
 | field | value |
 |---|---|
-| architecture | GPT-J, {m.n_layer} layers, {m.n_head} heads x {m.head_dim}, rotary {m.rotary_dim} |
+| architecture | {describe(m)} |
 | vocabulary | {m.vocab_size} |
 | context | {m.n_positions} tokens |
 | dtype | {m.dtype} |

@@ -11,6 +11,7 @@ import onnxruntime as ort
 
 from jpilot.model.abilities import summary_lines, supported
 from jpilot.model.bundle import load_bundle
+from jpilot.model.families import describe
 from jpilot.model.static_kv import ROTARY_TABLES, kv_cache_kind
 
 QUANT_PARAM_SUFFIXES = ("_scale", "_zero_point")  # int8 quantization bookkeeping
@@ -57,7 +58,7 @@ def bundle_info(folder: Path) -> dict[str, Any]:
     size = sum(f.stat().st_size for f in bundle.path.iterdir() if f.is_file())
     return {
         "bundle": str(bundle.path),
-        "architecture": f"GPT-J, {m.n_layer} layers, {m.n_head} heads x {m.head_dim}",
+        "architecture": describe(m),
         "rotary_dim": m.rotary_dim,
         "vocab_size": m.vocab_size,
         "context": m.n_positions,

@@ -1,7 +1,8 @@
-"""`jpilot model pull REPO_ID`: a Hugging Face GPT-J or CodeGen repo -> a bundle in the store.
+"""`jpilot model pull REPO_ID`: a Hugging Face model repo -> a bundle in the store.
 
-Steps: fetch config.json and the small tokenizer and README files, and refuse any
-architecture but GPT-J and CodeGen before a weight byte is downloaded; fetch the weights
+Families: GPT-J, CodeGen, GPT-Neo, GPT-2 and gpt_bigcode (StarCoder family). Steps:
+fetch config.json and the small tokenizer and README files, and refuse any other
+architecture, or options jpilot cannot serve, before a weight byte is downloaded; fetch the weights
 (safetensors when the repo has them, else pytorch_model*.bin, which transformers loads
 with `torch.load(weights_only=True)` in the export step only: serving never unpickles);
 convert CodeGen to GPT-J; export and quantize with `export_bundle`, which builds in a
@@ -24,9 +25,10 @@ from typing import Any
 from jpilot.model.bundle import read_json_object
 from jpilot.model.convert import TOKENIZER_FILES
 from jpilot.model.errors import ModelError
+from jpilot.model.families import FAMILIES, family, read_dims
 from jpilot.model.store import models_dir, store_name
 
-SUPPORTED = ("gptj", "codegen")  # config.json model_type values pull can serve
+SUPPORTED = (*FAMILIES, "codegen")  # config.json model_type values pull can serve
 # small files fetched first: the architecture check needs only config.json
 META_FILES = ["config.json", *TOKENIZER_FILES, "README.md"]
 SAFETENSORS = ["*.safetensors", "*.safetensors.index.json"]
@@ -39,7 +41,7 @@ NETWORK_MODULES = ("requests", "urllib3", "httpx", "httpcore")  # whose errors m
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare `jpilot model pull` arguments."""
-    parser.add_argument("repo_id", help="Hugging Face repo, e.g. Salesforce/codegen-350M-mono")
+    parser.add_argument("repo_id", help="Hugging Face repo, e.g. bigcode/tiny_starcoder_py")
     parser.add_argument("--revision", help="branch, tag or commit (default: main)")
     parser.add_argument("--out", type=Path, help=f"bundle folder (default: in {models_dir()})")
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None,
@@ -75,10 +77,10 @@ def default_device() -> str:
 
 
 def estimate_parameters(config: dict[str, Any]) -> int:
-    """Estimate a GPT-J/CodeGen's parameter count from its config (blocks + embeddings)."""
-    d, layers, vocab = int(config["n_embd"]), int(config["n_layer"]), int(config["vocab_size"])
-    inner = int(config.get("n_inner") or 4 * d)
-    return layers * (4 * d * d + 2 * d * inner) + 2 * vocab * d
+    """Estimate a model's parameter count from its config (blocks + embeddings)."""
+    if config.get("model_type") == "codegen":  # the same shapes as the GPT-J it becomes
+        config = {**config, "model_type": "gptj"}
+    return read_dims(config).parameters
 
 
 def choose_format(
@@ -111,14 +113,13 @@ def pull(
     config = _read_config(snapshot, repo_id, sha)
     arch = config.get("model_type")
     if arch not in SUPPORTED:
-        raise ModelError(
-            f"{repo_id} is a {arch!r} model; jpilot pull supports {', '.join(SUPPORTED)} "
-            "(GPT-J and CodeGen checkpoints)"
-        )
-    missing = [k for k in ("n_embd", "n_layer", "n_head", "vocab_size") if k not in config]
-    if missing:
-        raise ModelError(f"{repo_id}: config.json lacks {', '.join(missing)}; it is not a "
-                         f"complete {arch} config")  # fmt: skip
+        raise ModelError(f"{repo_id} is a {arch!r} model; jpilot pull supports "
+                         f"{', '.join(SUPPORTED)}")  # fmt: skip
+    try:
+        estimate_parameters(config)  # the family's checks: its options and its keys
+    except ModelError as exc:
+        raise ModelError(f"{repo_id}: {exc}") from exc
+    arch, title = str(arch), family(config).TITLE if arch != "codegen" else ""
     dtype, quantize = choose_format(config, device, dtype, quantize)
     variant = quantize or dtype
     dst = Path(out).expanduser() if out else models_dir() / store_name(repo_id, variant)
@@ -139,7 +140,7 @@ def pull(
         "revision": sha,
         "requested revision": revision or "main",
         "licence": find_licence(weights, config),
-        "architecture": "CodeGen, converted to GPT-J" if arch == "codegen" else "GPT-J",
+        "architecture": "CodeGen, converted to GPT-J" if arch == "codegen" else title,
         "export options": _options(device, dtype, quantize),
     }
     try:
@@ -172,7 +173,7 @@ def _export(
             _step(3, "converting CodeGen's fused qkv weights to GPT-J's")
             src = convert_codegen(src, Path(tmp) / "gptj")
         else:
-            _step(3, "GPT-J checkpoint: no conversion needed")
+            _step(3, f"{arch} checkpoint: no conversion needed")
         _step(4, f"exporting to {dst} ({quantize or dtype})")
         try:
             export_bundle(src, dst, dtype, quantize, force, source=repo_id, upstream=upstream)

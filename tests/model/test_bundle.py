@@ -77,7 +77,7 @@ def test_corrupt_manifest(copy: Path) -> None:
 
 def test_non_gptj_manifest(copy: Path) -> None:
     edit_manifest(copy, architecture="llama")
-    with pytest.raises(ModelError, match="architecture 'llama'.*GPT-J"):
+    with pytest.raises(ModelError, match="architecture 'llama'.*gptj, gpt_neo, gpt2, gpt_bigcode"):
         load_bundle(copy)
 
 
@@ -120,11 +120,11 @@ def test_external_data_outside_bundle_is_refused(copy: Path, tmp_path: Path) -> 
         load_bundle(copy)
 
 
-def test_export_refuses_non_gptj(tmp_path: Path) -> None:
-    src = tmp_path / "gpt2"
+def test_export_refuses_other_families(tmp_path: Path) -> None:
+    src = tmp_path / "llama"
     src.mkdir()
-    (src / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
-    with pytest.raises(ModelError, match="'gpt2' model; jpilot exports GPT-J"):
+    (src / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    with pytest.raises(ModelError, match="'llama' model; jpilot serves gptj, gpt_neo"):
         export_bundle(src, tmp_path / "out")
     (src / "config.json").write_text(json.dumps({"model_type": "codegen"}))
     with pytest.raises(ModelError, match="jpilot model convert-codegen"):

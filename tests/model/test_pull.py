@@ -320,8 +320,9 @@ def test_default_variant_and_ambiguous_names(hub: Path, tmp_path: Path, monkeypa
 
 
 def test_formats_follow_the_device() -> None:
-    small = {"n_embd": 1024, "n_layer": 20, "vocab_size": 51200}  # codegen-350M
-    big = {"n_embd": 2560, "n_layer": 32, "vocab_size": 51200}  # codegen-2B
+    shape = {"model_type": "codegen", "n_head": 16, "vocab_size": 51200}
+    small = {**shape, "n_embd": 1024, "n_layer": 20}  # codegen-350M
+    big = {**shape, "n_embd": 2560, "n_layer": 32}  # codegen-2B
     assert 340e6 < estimate_parameters(small) < 370e6
     assert 2.5e9 < estimate_parameters(big) < 2.9e9
     assert choose_format(small, "cpu", None, None) == ("fp32", "int8")
@@ -334,7 +335,8 @@ def test_formats_follow_the_device() -> None:
 @pytest.mark.parametrize(
     ("repo", "message"),
     [
-        (LLAMA, f"error: {LLAMA} is a 'llama' model; jpilot pull supports gptj, codegen"),
+        (LLAMA, f"error: {LLAMA} is a 'llama' model; jpilot pull supports gptj, gpt_neo, gpt2, "
+         "gpt_bigcode, codegen"),
         ("nobody/nothing", "error: nobody/nothing is not in the Hugging Face cache and "
          "HF_HUB_OFFLINE is set"),
         (NO_WEIGHTS, f"error: {NO_WEIGHTS} at 222222222222 has neither model*.safetensors nor "
