@@ -6,6 +6,9 @@
 - After `shutdown`, requests get -32600 (pygls drops them silently); `exit` still works.
 - Notifications before `initialize` are dropped, except `exit`.
 - Unknown requests get -32601 and unknown notifications are ignored (pygls does this).
+- A request whose `$/cancelRequest` has been read is answered -32800, even when its
+  result was ready before the event loop handled the cancel (`cancel_early`, called by
+  the reader thread of jpilot.lsp.transport): no stale result goes out.
 - didChange edits are applied with LSP's rules: a character past the end of its line
   clamps to the line end (pygls clamps to one before it), lines end only at \n, \r\n
   or \r, and a change for a document that was never opened is ignored.
@@ -14,6 +17,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import attrs
@@ -30,6 +35,8 @@ log = logging.getLogger(__name__)
 INVALID_REQUEST = -32600
 INVALID_PARAMS = -32602
 SERVER_NOT_INITIALIZED = -32002
+REQUEST_CANCELLED = -32800
+MAX_CANCELLED = 1024  # ids of cancelled requests remembered until answered
 
 
 @attrs.define
@@ -48,6 +55,42 @@ class JpilotProtocol(LanguageServerProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.initialize_seen = False
+        self._cancelled: OrderedDict[Any, None] = OrderedDict()  # read, not yet answered
+        self._cancelled_lock = threading.Lock()
+
+    def current_id(self) -> Any:
+        """Return the id of the request whose handler is running, or None."""
+        return self._ctx_msg_id.get(None)
+
+    def cancel_early(self, msg_id: Any) -> None:
+        """Remember that the client cancelled `msg_id` (called from the reader thread)."""
+        if not isinstance(msg_id, int | str):
+            return
+        with self._cancelled_lock:
+            self._cancelled[msg_id] = None
+            while len(self._cancelled) > MAX_CANCELLED:
+                self._cancelled.popitem(last=False)
+
+    def forget_cancel(self, msg_id: Any) -> None:
+        """Drop a remembered cancel: a new request reuses the id, or it was answered."""
+        if isinstance(msg_id, int | str):
+            with self._cancelled_lock:
+                self._cancelled.pop(msg_id, None)
+
+    def was_cancelled(self, msg_id: Any) -> bool:
+        """Return whether a cancel for `msg_id` has been read."""
+        with self._cancelled_lock:
+            return isinstance(msg_id, int | str) and msg_id in self._cancelled
+
+    def _send_response(
+        self, msg_id: Any, result: Any = None, error: types.ResponseError | None = None
+    ) -> None:
+        """Send a response; a request whose cancel has been read gets -32800 instead."""
+        if error is None and self.was_cancelled(msg_id):
+            error = types.ResponseError(code=REQUEST_CANCELLED, message="cancelled")
+            self._result_types.pop(msg_id, None)
+        self.forget_cancel(msg_id)
+        super()._send_response(msg_id, result, error)
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         """Structure a message; turn a request with bad params into a BadRequest."""

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 from lsprotocol import types
@@ -40,9 +40,18 @@ from jpilot.model.version import package_version
 from jpilot.plugins.api import CompletionRequest, OpenDocument, Suggestion, word_before
 from jpilot.plugins.settings import Settings, parse_settings
 
+if TYPE_CHECKING:
+    from jpilot.lsp.protocol import JpilotProtocol
+
 log = logging.getLogger(__name__)
 MODEL_WAIT_S = 30.0  # a completion waits this long for a model still loading
 POPUP_EVERY_S = 60.0  # the same kind of popup is shown at most this often
+SUPERSEDING = {  # messages that make a document's completion in flight stale
+    types.TEXT_DOCUMENT_DID_CHANGE,
+    types.TEXT_DOCUMENT_DID_CLOSE,
+    types.TEXT_DOCUMENT_INLINE_COMPLETION,
+    types.TEXT_DOCUMENT_COMPLETION,
+}
 
 
 @dataclass(frozen=True)
@@ -78,12 +87,18 @@ class JpilotServer(LanguageServer):
         self.stats = Stats()
         self.type_through = TypeThrough()
         self.inflight: dict[str, threading.Event] = {}  # uri -> newest request's cancel
+        self.by_id: dict[Any, threading.Event] = {}  # request id -> its cancel
         self.exit_code: int | None = None
         self._popups: dict[str, tuple[float, str]] = {}  # kind -> (when, text) shown last
         self._pending_errors: list[str] = []
         self._loop: asyncio.AbstractEventLoop | None = None  # the server's, for other threads
         self.model.on_error = self.pool_fault
         self.host.on_error = self.plugin_fault
+
+    @property
+    def rpc(self) -> JpilotProtocol:
+        """Return the protocol, typed as jpilot's."""
+        return cast("JpilotProtocol", self.protocol)
 
     # ---------------------------------------------------------------- settings
     def apply_settings(self, data: Any, base: Settings | None = None) -> None:
@@ -160,6 +175,27 @@ class JpilotServer(LanguageServer):
             if event is not None:
                 event.set()
 
+    def early_notice(self, data: dict[str, Any]) -> None:
+        """Cancel what a message just read makes stale, before the event loop handles it
+        (called on the reader thread, jpilot.lsp.transport): a `$/cancelRequest` cancels
+        its request, and an edit, close or newer completion for a document cancels the
+        document's completion in flight. So no answer computed after it goes out."""
+        params = data.get("params")
+        if "id" in data and "method" in data:
+            self.rpc.forget_cancel(data["id"])  # a new request, maybe reusing an id
+        if not isinstance(params, dict):
+            return
+        if data.get("method") == types.CANCEL_REQUEST:
+            msg_id = params.get("id")
+            self.rpc.cancel_early(msg_id)
+            if isinstance(msg_id, int | str) and (event := self.by_id.get(msg_id)) is not None:
+                event.set()
+        elif data.get("method") in SUPERSEDING:
+            document = params.get("textDocument")
+            uri = document.get("uri") if isinstance(document, dict) else None
+            if isinstance(uri, str) and (event := self.inflight.get(uri)) is not None:
+                event.set()
+
     def snapshot(self, doc: TextDocument, position: types.Position) -> CompletionRequest:
         """Freeze the buffer and cursor into a CompletionRequest."""
         text = doc.source
@@ -209,6 +245,11 @@ class JpilotServer(LanguageServer):
             self.stats.typed_through += 1
             return Shown.at(doc, request, rest)
         cancel = self.inflight[uri] = threading.Event()
+        msg_id = self.rpc.current_id()
+        if msg_id is not None:
+            self.by_id[msg_id] = cancel
+            if self.rpc.was_cancelled(msg_id):
+                cancel.set()
         t0 = time.monotonic()
         try:
             engine = await self.wait_for_model()
@@ -225,6 +266,7 @@ class JpilotServer(LanguageServer):
         finally:
             if self.inflight.get(uri) is cancel:
                 del self.inflight[uri]
+            self.by_id.pop(msg_id, None)
         self.stats.record(outcome, cancel.is_set(), time.monotonic() - t0)
         current = self.document(uri)
         if current is not doc or current.version != request.version:

@@ -11,6 +11,13 @@ HTTP request line, say) closes the connection, and the first message must be an
 `initialize` carrying the server's token in `initializationOptions.token` unless the
 user opted out. Each connection gets a fresh server; the port keeps listening after a
 client leaves. pygls's own `start_tcp` has none of this, hence the code here.
+
+The message loop is ours too (pygls's `run_async` reads through the event loop and logs
+a traceback for every frame that is not JSON): a reader thread reads and parses each
+message as soon as it arrives, tells the server at once of a cancel, an edit or a newer
+request (`JpilotServer.early_notice`: a stale answer is then never sent, even while the
+event loop is busy), and hands the message to the event loop, at most MAX_QUEUED ahead.
+A frame that is not a JSON object is dropped with a one-line warning.
 """
 
 from __future__ import annotations
@@ -23,11 +30,12 @@ import logging
 import re
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Callable
 from threading import Event
 from typing import Any, BinaryIO
 
-from pygls.io_ import StdinAsyncReader, StdoutWriter, run_async
+from pygls.io_ import StdinAsyncReader, StdoutWriter
 
 log = logging.getLogger(__name__)
 MAX_HEADER = 1 << 16  # bytes of one header line
@@ -35,14 +43,11 @@ MAX_MESSAGE = 64 << 20  # bytes of one message body (a 20 MB file escaped in JSO
 _LENGTH = re.compile(rb"^Content-Length: (\d+)\r\n$")
 _FRAMING = re.compile(rb"^(Content-Length: \d+|Content-Type: [ -~]*)?\r\n$", re.IGNORECASE)
 AUTH_FAILED = -32001  # JSON-RPC's server-defined range: the TCP client gave no valid token
+MAX_QUEUED = 256  # messages read ahead of the event loop (bounds memory under a flood)
 
 
 class BoundedReader(StdinAsyncReader):
     """pygls's stdin reader with bounded header lines and oversized bodies skipped."""
-
-    def readline(self) -> Awaitable[bytes]:
-        """Read the next header line, skipping over any oversized message first."""
-        return self.loop.run_in_executor(self.executor, self._readline)
 
     def _readline(self) -> bytes:
         """Return a header line (blocking; runs on the executor)."""
@@ -63,6 +68,24 @@ class BoundedReader(StdinAsyncReader):
                     return b""
                 size -= len(chunk)
 
+    def read_body(self, n: int) -> bytes:
+        """Return a message body of n bytes (b"" at the end of input)."""
+        return self.stdin.read(n)
+
+    def read_message(self) -> bytes | None:
+        """Return the next message body, or None at the end of input (blocking)."""
+        length = 0
+        while True:
+            line = self._readline()
+            if not line:
+                return None
+            match = _LENGTH.fullmatch(line)
+            if match is not None:
+                length = int(match.group(1))
+            elif not line.strip() and length:
+                body = self.read_body(length)
+                return body or None
+
 
 class TcpReader(BoundedReader):
     """The bounded reader for one TCP client: LSP framing only, and a token at initialize."""
@@ -81,11 +104,7 @@ class TcpReader(BoundedReader):
             return b""
         return line
 
-    def readexactly(self, n: int) -> Awaitable[bytes]:
-        """Read a message body; the first one must be an authorized initialize."""
-        return self.loop.run_in_executor(self.executor, self._body, n)
-
-    def _body(self, n: int) -> bytes:
+    def read_body(self, n: int) -> bytes:
         """Return the body, with the token removed from the first one; b"" refuses it."""
         body = self.stdin.read(n)
         if self.checked or not body:
@@ -155,18 +174,84 @@ def _serve(server: Any, reader: BoundedReader, out: BinaryIO) -> None:
     server._stop_event = stop = Event()
     server.protocol.set_writer(StdoutWriter(out))
     try:
-        asyncio.run(
-            run_async(
-                stop_event=stop,
-                reader=reader,
-                protocol=server.protocol,
-                logger=log,
-                error_handler=server.report_server_error,
-            )
-        )
+        asyncio.run(message_loop(server, reader, stop))
     except OSError as exc:  # a closed pipe, a reset TCP connection
         log.error("the client's connection is closed (%s); shutting down", exc)
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         server.shutdown()
+
+
+def parse(body: bytes) -> dict[str, Any] | None:
+    """Return a message body as a JSON object, or None (logged on one line) if it is not."""
+    try:
+        data = json.loads(body)
+    except ValueError as exc:  # UnicodeDecodeError too
+        log.warning("dropped a %d-byte message that is not JSON (%s)", len(body), exc)
+        return None
+    if not isinstance(data, dict):
+        log.warning("dropped a message that is not a JSON object (%s)", type(data).__name__)
+        return None
+    return data
+
+
+async def message_loop(server: Any, reader: BoundedReader, stop: Event) -> None:
+    """Read messages on a thread and handle them on this loop, until exit or end of input.
+
+    After each message the loop yields once, so the tasks its handler started take their
+    first step before the next message is handled (as with pygls's own loop).
+    """
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    room = threading.Semaphore(MAX_QUEUED)
+
+    def post(data: dict[str, Any] | None) -> bool:
+        try:
+            loop.call_soon_threadsafe(inbox.put_nowait, data)
+            return True
+        except RuntimeError:  # the loop is closed: the server is ending
+            return False
+
+    def read() -> None:
+        try:
+            while not stop.is_set():
+                body = reader.read_message()
+                if body is None:
+                    break
+                data = parse(body)
+                if data is None:
+                    continue
+                try:
+                    server.early_notice(data)
+                except Exception:
+                    log.exception("early notice failed")
+                room.acquire()
+                if not post(data):
+                    return
+                if data.get("method") == "exit":
+                    return  # no read left blocked on stdin while the interpreter exits
+        except (OSError, ValueError) as exc:  # a closed pipe or connection
+            log.info("input ended: %s", exc)
+        post(None)
+
+    threading.Thread(target=read, name="jpilot-reader", daemon=True).start()
+    while not stop.is_set() and (data := await inbox.get()) is not None:
+        room.release()
+        handle(server, data)
+        await asyncio.sleep(0)
+
+
+def handle(server: Any, data: dict[str, Any]) -> None:
+    """Structure one message and let the protocol handle it; never raises (but exit)."""
+    protocol = server.protocol
+    try:
+        message = protocol.structure_message(data)
+    except Exception as exc:  # a response or notification pygls cannot read
+        log.warning("dropped a malformed message: %s", str(exc).splitlines()[0][:200])
+        return
+    try:
+        protocol.handle_message(message)
+    except Exception as exc:
+        log.exception("could not handle a message")
+        server.report_server_error(exc, Exception)
