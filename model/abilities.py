@@ -46,6 +46,12 @@ class Threshold:
 ROUGE_FLOOR = 30.0
 DEGENERATE_CEILING = 5.0
 HINT_PRECISION_FLOOR = 50.0  # % of published hints on a buggy file that are on the bug
+# Issue 19's targets for hints on whole files: the bug among the first 3 hints in 60% of
+# files, at most 1 hint per 1,000 lines of clean files, and a fix that restores the code
+# in half the localized cases (plugins/debug/measure.py measures them).
+HINT_TOP3_FLOOR = 60.0
+FALSE_HINTS_CEILING = 1.0
+REPAIR_FLOOR = 50.0
 
 FIRST_SENTENCE = "its first sentence shares most words, in order, with the real one"
 
@@ -67,6 +73,12 @@ THRESHOLDS: dict[str, tuple[Threshold, ...]] = {
     "hints": (
         Threshold("hint_precision", HINT_PRECISION_FLOOR, True,
                   "more than half of the hints on a file with one bug point at the bug"),
+        Threshold("hint_top3", HINT_TOP3_FLOOR, True,
+                  "the bug is among the first 3 hints of a file with one bug in 60% of files"),
+        Threshold("hint_false_per_kline", FALSE_HINTS_CEILING, False,
+                  "at most 1 hint per 1,000 lines of files without a known bug"),
+        Threshold("hint_repair", REPAIR_FLOOR, True,
+                  "the quick fix of a hint on the bug restores the code in half the cases"),
     ),
 }  # fmt: skip
 FEATURES = tuple(THRESHOLDS)  # "summary", "docstring", "explain", "hints"

@@ -1,66 +1,47 @@
-"""Measure the precision of the debug plugin's hints: a cheap bench/bug_hints.py.
+"""Measure the debug plugin's hints on whole files with one injected bug: a cheap
+bench/bug_hints.py (and `jpilot model eval-hints`, which has the per-kind table).
 
 `jpilot model eval --abilities` finds this through the `jpilot.measures` entry point.
-Each held-out file (20 to 200 lines, parsing) gets one injected single-token bug that
-keeps it parsing: a swapped comparison (`<`/`>`, `<=`/`>=`, `==`/`!=`), `and`/`or`, or an
-off-by-one integer. The plugin's own hint finder runs with the server's default
-settings; precision is the share of published hints that sit on the bug's line
-(a hint elsewhere in a file with one known bug is counted as wrong, which is how a user
-who reads it would find it). The hints per clean file (all false, by the same reading)
-are reported too. Interval: 95% bootstrap over files, seeded.
+Each held-out file (20 to 200 lines, parsing) gets one injected single-span bug of a
+random kind of jpilot.model.detector.rewrites that keeps it parsing (a swapped operator,
+an off-by-one integer, `is`/`==`, a dropped or added `not`, True/False, a wrong variable
+or attribute, swapped arguments). The plugin's own hints run with the server's default
+settings (the bundle's detector if it has one, else surprisal and slips). Scores:
+precision, the share of published hints that sit on the bug's line (a hint elsewhere in
+a file with one known bug is counted as wrong, which is how a user who reads it would
+find it); top-3, the share of files whose bug line is among the first 3 hints; repair,
+the share of those whose hint's fix restores the original; and the hints per clean file
+and per 1,000 clean lines (all false, by the same reading). Interval: 95% bootstrap of
+precision over files, seeded.
 """
 
 from __future__ import annotations
 
 import ast
-import io
 import random
-import tokenize
 from typing import Any
 
 import numpy as np
 
+from jpilot.model.detector.rewrites import apply, inject
+from jpilot.plugins.debug.detected import detector_for
 from jpilot.plugins.debug.surprisal import find_hints, slip_scores, token_scores
 from jpilot.plugins.settings import HintsSettings
 
-SWAPS = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "==": "!=", "!=": "==", "and": "or",
-         "or": "and"}  # fmt: skip
 BOOTSTRAP_ROUNDS = 2000
 
 
-def inject(text: str, rng: random.Random) -> tuple[str, int] | None:
-    """Return a copy of `text` with one parsing single-token bug, and the bug's 0-based line."""
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
-    except (tokenize.TokenError, SyntaxError):
-        return None
-    sites = [t for t in tokens if t.string in SWAPS or (t.type == tokenize.NUMBER
-             and t.string.isdigit())]  # fmt: skip
-    lines = text.splitlines(keepends=True)
-    for t in rng.sample(sites, min(len(sites), 20)):
-        if t.string in SWAPS:
-            new = SWAPS[t.string]
-        else:
-            n = int(t.string)
-            new = str(n + 1 if n == 0 or rng.random() < 0.5 else n - 1)
-        (row, col), (_, end) = t.start, t.end
-        changed = list(lines)
-        changed[row - 1] = lines[row - 1][:col] + new + lines[row - 1][end:]
-        buggy = "".join(changed)
-        try:
-            ast.parse(buggy)
-        except SyntaxError:
-            continue
-        return buggy, row - 1
-    return None
-
-
-def _hints(engine: Any, text: str, cfg: HintsSettings) -> list[int]:
-    """Return the lines the plugin would publish hints on, with the default settings."""
+def _hints(engine: Any, text: str, cfg: HintsSettings) -> list[tuple[int, str | None]]:
+    """Return (line, the text with the hint's fix applied or None) of each hint the plugin
+    would publish with the default settings: the bundle's detector's, else surprisal's."""
+    detector = detector_for(engine)
+    if detector is not None:
+        return [(h.line, apply(text, h.start, h.end, h.new))
+                for h in detector.find(text, engine, None, cfg.max_per_file)]  # fmt: skip
     scores = token_scores(engine, text)
     slips = slip_scores(engine, text) if cfg.slips else []
     found = find_hints(text, scores, cfg.threshold, cfg.max_per_file, cfg.min_bits, slips)
-    return [h.line for h in found]
+    return [(h.line, apply(text, h.start, h.end, h.expected) if h.slip else None) for h in found]
 
 
 def measure(engine: Any, files: list[tuple[str, str]], n: int, seed: int) -> dict[str, float]:
@@ -78,17 +59,23 @@ def measure(engine: Any, files: list[tuple[str, str]], n: int, seed: int) -> dic
     right: list[int] = []
     published: list[int] = []
     clean: list[int] = []
+    top3, repaired, clean_lines = 0, 0, 0
     for _name, text in usable:
         if len(published) >= n:
             break
-        bug = inject(text, rng)
-        if bug is None:
+        made = inject(text, rng)
+        if made is None:
             continue
-        buggy, line = bug
-        lines = _hints(engine, buggy, cfg)
-        right.append(sum(h == line for h in lines))
+        buggy, bug = made
+        hints = _hints(engine, buggy, cfg)
+        lines = [line for line, _fix in hints]
+        right.append(sum(h == bug.line for h in lines))
         published.append(len(lines))
+        top3 += bug.line in lines[:3]
+        fix = next((f for line, f in hints if line == bug.line), None)
+        repaired += fix == text
         clean.append(len(_hints(engine, text, cfg)))
+        clean_lines += text.count("\n") + 1
     total = sum(published)
     precision = 100 * sum(right) / total if total else 0.0
     low = high = 0.0
@@ -104,4 +91,7 @@ def measure(engine: Any, files: list[tuple[str, str]], n: int, seed: int) -> dic
         "hint_files": float(len(published)),
         "hints_per_buggy_file": round(total / max(len(published), 1), 2),
         "hints_per_clean_file": round(sum(clean) / max(len(clean), 1), 2),
+        "hint_top3": round(100 * top3 / max(len(published), 1), 1),
+        "hint_repair": round(100 * repaired / max(top3, 1), 1),
+        "hint_false_per_kline": round(1000 * sum(clean) / max(clean_lines, 1), 2),
     }

@@ -10,6 +10,9 @@ Quick fixes: "Replace with the model's suggestion" regenerates a hinted line thr
 (prefix and suffix), computed on codeAction/resolve; a slip's hint also offers its
 variant ("Replace `<` with `>`"), and "Apply jpilot's fix" for a syntax error applies the
 fix found when the diagnostic was made.
+A bundle with a trained bug detector (detected.py) gets its hints instead of the
+surprisal and slip hints: likeliest first, at most `hints.maxPerFile`, each saying what
+the detector would write instead, with that repair as its quick fix.
 The surprisal and slip hints are on where `request.feature_on("hints")` says so
 (`hints.surprisal`: true, false, or "auto" = the bundle's measured hint precision);
 syntax errors are always reported.
@@ -27,12 +30,14 @@ from typing import Any
 
 from jpilot.model.engine import CancelledError, GenerationConfig
 from jpilot.plugins.api import CompletionRequest, hookimpl
+from jpilot.plugins.debug import detected
+from jpilot.plugins.debug.detected import detector_for
 from jpilot.plugins.debug.surprisal import Hint, find_hints, slip_scores, token_scores
 from jpilot.plugins.features import Action, Edit, Finding
 from jpilot.plugins.privacy import hides, model_text
 from jpilot.plugins.text import line_span
 
-SURPRISING, SYNTAX = "surprising-line", "syntax-error"
+SURPRISING, SYNTAX, LIKELY_BUG = "surprising-line", "syntax-error", "likely-bug"
 KIND_NAMES = {"name": "names", "attr": "attribute names", "keyword": "keywords",
               "op": "operators", "number": "numbers"}  # fmt: skip
 
@@ -122,12 +127,15 @@ def jpilot_diagnostics(request: CompletionRequest, engine: Any, cancel: Any) -> 
         return findings
     if not request.feature_on("hints"):  # hints.surprisal, or the bundle's hint precision
         return findings
+    severity = 3 if cfg.severity == "information" else 4
+    detector = detector_for(engine)
+    if detector is not None:  # the bundle's trained detector replaces surprisal and slips
+        return findings + detector_findings(detector, request, engine, model, cancel, severity)
     try:
         scores = token_scores(engine, model, cancel)
         slips = slip_scores(engine, model, cancel) if cfg.slips else []
     except CancelledError:  # an edit arrived: this run's answer would be stale anyway
         return findings
-    severity = 3 if cfg.severity == "information" else 4
     hints = find_hints(model, scores, cfg.threshold, cfg.max_per_file, cfg.min_bits, slips)
     for hint in hints:
         if hides(text, model, *line_span(text, hint.line)):
@@ -140,6 +148,26 @@ def jpilot_diagnostics(request: CompletionRequest, engine: Any, cancel: Any) -> 
         findings.append(Finding(hint.start, hint.end, hint_message(hint), severity, SURPRISING,
                                 data, hint.score))  # fmt: skip
     return findings
+
+
+def detector_findings(
+    detector: Any, request: CompletionRequest, engine: Any, model: str, cancel: Any, severity: int
+) -> list[Finding]:
+    """The detector's likely bugs, likeliest first, each with its repair as the fix."""
+    text = request.text
+    try:
+        suspects = detector.find(model, engine, cancel, request.settings.hints.max_per_file)
+    except CancelledError:  # an edit arrived: this run's answer would be stale anyway
+        return []
+    out = []
+    for s in suspects:
+        if hides(text, model, *line_span(text, s.line)) or text[s.start : s.end] != s.was:
+            continue  # never point into, or offer to rewrite, a line the model saw masked
+        data = {"probability": round(s.probability, 3), "kind": s.kind, "line": s.line,
+                "fix": {"start": s.start, "end": s.end, "text": s.new, "was": s.was}}  # fmt: skip
+        out.append(Finding(s.start, s.end, detected.message(s), severity, LIKELY_BUG, data,
+                           s.probability))  # fmt: skip
+    return out
 
 
 def hint_message(hint: Hint) -> str:
@@ -168,8 +196,8 @@ def jpilot_code_actions(
         data = diag.data if isinstance(diag.data, dict) else {}
         if diag.source != "jpilot":
             continue
-        if diag.code == SURPRISING and "fix" in data:
-            actions.extend(_slip_fix(request.text, data["fix"]))
+        if diag.code in (SURPRISING, LIKELY_BUG) and "fix" in data:
+            actions.extend(_slip_fix(request.text, data["fix"], diag.code))
         if diag.code == SURPRISING and "line" in data:
             actions.append(Action("Replace with the model's suggestion", "quickfix",
                                   {"action": "regenerate", "line": data["line"]},
@@ -182,8 +210,9 @@ def jpilot_code_actions(
     return actions
 
 
-def _slip_fix(text: str, fix: dict) -> list[Action]:
-    """The edit a slip's hint proposes, if the document still holds the slip there."""
+def _slip_fix(text: str, fix: dict, code: str = SURPRISING) -> list[Action]:
+    """The edit a slip's (or the detector's) hint proposes, if the document still holds
+    the text it would replace."""
     try:
         start, end, was, new = int(fix["start"]), int(fix["end"]), str(fix["was"]), str(fix["text"])
     except (KeyError, TypeError, ValueError):  # data the client sent back mangled
@@ -191,7 +220,7 @@ def _slip_fix(text: str, fix: dict) -> list[Action]:
     if text[start:end] != was:
         return []
     return [Action(f"Replace `{was}` with `{new}`", "quickfix", {"action": "slip-fix"},
-                   [Edit(start, end, new)], [SURPRISING], preferred=True)]  # fmt: skip
+                   [Edit(start, end, new)], [code], preferred=True)]  # fmt: skip
 
 
 @hookimpl
