@@ -11,7 +11,12 @@ and the prefix-reuse case: a 1k-token context, then the same context plus a few 
 tokens (warm) against a cold start. It prints tokens/s, time to first token, and ratios
 against the baselines measured in the same run.
 
-Run:  python bench/engine.py [--layers 8 --d-model 512 --vocab 16384] [--profile]
+With `--family gpt_bigcode` (or gpt2, gpt_neo) the same table is measured on that
+family's weights: its static-KV bundles against optimum's export and PyTorch (optimum's
+concat graph is GPT-J-only in jpilot, so those rows are left out). bench/families.py
+compares the families' decode speed at equal parameter count.
+
+Run:  python bench/engine.py [--layers 8 --d-model 512 --vocab 16384] [--family F] [--profile]
 Needs the [train] extra (torch, transformers, optimum-onnx). It is a benchmark, not a test.
 """
 
@@ -186,6 +191,17 @@ def profile_int8(bundle: Path, prompt: list[int], out: Path) -> None:
         print(f"  {op:<28} {ms:8.1f} ms  {100 * ms / total:5.1f}%")
 
 
+def build_family(folder: Path, args: argparse.Namespace) -> None:
+    """Save the checkpoint of `args.family`: GPT-J here, the others by bench/families.py."""
+    if args.family == "gptj":
+        build_checkpoint(folder, args)
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from families import build_checkpoint as build_other
+
+    build_other(folder, args.family, args)
+
+
 def main() -> None:
     """Build the model, run every contender, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -197,11 +213,14 @@ def main() -> None:
     parser.add_argument("--new", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="ORT profile of the int8 run")
+    parser.add_argument("--family", choices=["gptj", "gpt_bigcode", "gpt2", "gpt_neo"],
+                        default="gptj", help="model family of the random weights")  # fmt: skip
     args = parser.parse_args()
 
     import torch
+    import transformers
+    from family_models import HF_CLASSES
     from optimum.onnxruntime import ORTModelForCausalLM
-    from transformers import GPTJForCausalLM
 
     from jpilot.model.export import export_bundle
     from jpilot.model.info import count_parameters
@@ -211,40 +230,47 @@ def main() -> None:
     prompt = rng.integers(5, 500, args.prompt).tolist()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        build_checkpoint(root / "ckpt", args)
-        fp32 = export_bundle(root / "ckpt", root / "fp32", kv_cache="concat")
-        int8 = export_bundle(root / "ckpt", root / "int8", quantize="int8", kv_cache="concat")
+        build_family(root / "ckpt", args)
+        gptj = args.family == "gptj"  # optimum's concat graph: GPT-J only
+        if gptj:
+            fp32 = export_bundle(root / "ckpt", root / "fp32", kv_cache="concat")
+            int8 = export_bundle(root / "ckpt", root / "int8", quantize="int8", kv_cache="concat")
         static = {  # the GroupQueryAttention graph with an in-place KV buffer
             "int4": export_bundle(root / "ckpt", root / "s4", quantize="int4", kv_cache="static"),
             "int8": export_bundle(root / "ckpt", root / "s8", quantize="int8", kv_cache="static"),
             "fp32": export_bundle(root / "ckpt", root / "s32", kv_cache="static"),
         }
-        params = count_parameters(fp32 / "model.onnx")
+        params = count_parameters(static["fp32"] / "model.onnx")
         print(
-            f"\nGPT-J {args.layers}x{args.d_model}, vocab {args.vocab}: {params / 1e6:.1f}M params;"
+            f"\n{args.family} {args.layers}x{args.d_model}, vocab {args.vocab}: "
+            f"{params / 1e6:.1f}M params;"
             f" prompt {args.prompt}, {args.new} new tokens, greedy, median of {args.repeats}"
         )
         results = {
             "jpilot int4 static KV": bench_jpilot(static["int4"], prompt, args.new, args.repeats),
             "jpilot int8 static KV": bench_jpilot(static["int8"], prompt, args.new, args.repeats),
             "jpilot fp32 static KV": bench_jpilot(static["fp32"], prompt, args.new, args.repeats),
-            "jpilot int8": bench_jpilot(int8, prompt, args.new, args.repeats),
-            "jpilot fp32": bench_jpilot(fp32, prompt, args.new, args.repeats),
         }
+        if gptj:
+            results["jpilot int8"] = bench_jpilot(int8, prompt, args.new, args.repeats)
+            results["jpilot fp32"] = bench_jpilot(fp32, prompt, args.new, args.repeats)
         # optimum gets its own plain export of the same weights, and the same int8 recipe
         for name, path in optimum_models(root / "ckpt", root).items():
             model = ORTModelForCausalLM.from_pretrained(path, use_cache=True, use_io_binding=True)
             results[name] = bench_hf(model, prompt, args.new, args.repeats)
-        torch_model = GPTJForCausalLM.from_pretrained(root / "ckpt").eval()
+        torch_model = getattr(transformers, HF_CLASSES[args.family])
+        torch_model = torch_model.from_pretrained(root / "ckpt").eval()
         results["PyTorch eager generate"] = bench_hf(torch_model, prompt, args.new, args.repeats)
         reuse = {
             "int4 static KV": bench_prefix_reuse(static["int4"], rng, args.repeats),
             "int8 static KV": bench_prefix_reuse(static["int8"], rng, args.repeats),
-            "int8": bench_prefix_reuse(int8, rng, args.repeats),
         }
+        if gptj:
+            reuse["int8"] = bench_prefix_reuse(int8, rng, args.repeats)
         if args.profile:
             profile_int8(static["int8"], prompt, root)
-            profile_int8(int8, prompt, root)
+            if gptj:
+                profile_int8(int8, prompt, root)
 
     report(results, reuse, args)
 

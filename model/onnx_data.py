@@ -19,6 +19,7 @@ import numpy as np
 ALIGN = 4096  # external tensors start on a page boundary (lets ONNX Runtime map them)
 EMBED_LIMIT = 64 << 20  # weight bytes kept inside model.onnx; past it, all go external
 INT4_BLOCK = 32  # weights per 4-bit block, each with its own fp32 scale
+SMALL = 64  # bytes: constants this small stay in model.onnx (shape inference reads them)
 
 
 class Initializers:
@@ -42,10 +43,10 @@ class Initializers:
         tensor = TensorProto(name=name, dims=array.shape)
         tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
         self.tensors.append(tensor)
-        if self._file is None:
+        if self._file is None or array.nbytes <= SMALL:
             self._pending.append((tensor, array))
             self._pending_bytes += array.nbytes
-            if self._pending_bytes > self.embed_limit:
+            if self._file is None and self._pending_bytes > self.embed_limit:
                 self._spill()
         else:
             self._write(tensor, array)
@@ -55,8 +56,9 @@ class Initializers:
         """Switch to external data: write every tensor held so far to the data file."""
         self._file = open(self.folder / self.location, "wb")  # noqa: SIM115 (closed in close())
         for tensor, array in self._pending:
-            self._write(tensor, array)
-        self._pending = []
+            if array.nbytes > SMALL:
+                self._write(tensor, array)
+        self._pending = [(t, a) for t, a in self._pending if a.nbytes <= SMALL]
 
     def _write(self, tensor: Any, array: np.ndarray) -> None:
         """Append one tensor's bytes to the data file and point the proto at them."""

@@ -244,10 +244,11 @@ class GraphBuilder:
         window = d.windows[layer] if d.windows else 0
         if window:  # both count the query's own key (tests/model/test_families.py checks it)
             attrs["local_window_size"] = window
+        scale = d.scale / (layer + 1) if d.scale_by_layer else d.scale
         out = f"/{module}/GroupQueryAttention"
         self.nodes.append(helper.make_node(
             "GroupQueryAttention", inputs, [out, *present], name=out, domain="com.microsoft",
-            num_heads=d.n_head, kv_num_heads=d.kv_heads, scale=d.scale, **attrs,
+            num_heads=d.n_head, kv_num_heads=d.kv_heads, scale=scale, **attrs,
         ))  # fmt: skip
         self.typed.append(helper.make_tensor_value_info(out, self.float_type,
                                                         [1, "sequence", d.n_embd]))  # fmt: skip

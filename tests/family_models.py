@@ -1,6 +1,7 @@
 """Small random checkpoints of each family jpilot serves, at a realistic head layout.
 
 Head width 64 with 4 query heads, as the real models have (GPT-2 and StarCoder: 64);
+gpt2 with CodeParrot's scale_attn_by_inverse_layer_idx and reorder_and_upcast_attn;
 gpt_bigcode with multi-query attention (one KV head); gpt_neo with a global and a local
 layer whose window (8) is shorter than the tests' sequences. Tokenizers: the tiny BPE
 with StarCoder's FIM specials, except GPT-2's (as CodeParrot's: no FIM tokens).
@@ -43,7 +44,10 @@ def family_config(family: str, **changes: object) -> object:
         )  # fmt: skip
     shape = {"n_embd": WIDTH, "n_layer": 2, "n_head": HEADS, "n_positions": POSITIONS}
     if family == "gpt2":
-        return transformers.GPT2Config(**shape, initializer_range=0.1, **common, **changes)
+        return transformers.GPT2Config(  # CodeParrot's options: per-layer scale, fp32 scores
+            **shape, scale_attn_by_inverse_layer_idx=True, reorder_and_upcast_attn=True,
+            initializer_range=0.1, **common, **changes,
+        )  # fmt: skip
     if family == "gpt_bigcode":
         return transformers.GPTBigCodeConfig(**shape, multi_query=True, initializer_range=0.1,
                                              **common, **changes)  # fmt: skip

@@ -41,6 +41,7 @@ class Dims:
     activation: str  # one of GELUS
     scale: float  # attention-score scale (GPT-Neo: 1, others 1/sqrt(head_dim))
     windows: tuple[int, ...] = ()  # per layer: keys a query sees (0 = all), GPT-Neo's local
+    scale_by_layer: bool = False  # layer i's scale is divided by i + 1 (CodeParrot's GPT-2)
     tie_word_embeddings: bool = True  # lm_head reuses wte when the checkpoint has none
 
     @property

@@ -3,6 +3,9 @@
 x = x + attn(ln_1(x)); x = x + mlp(ln_2(x)). GPT-2's Conv1D stores its weight as
 [in, out], the transpose of a torch Linear's. `sequential_block` is the block that
 gpt_bigcode and gpt_neo share with it, told how their weights are laid out.
+CodeParrot sets Mistral's two stability options: scale_attn_by_inverse_layer_idx (a
+per-layer scale, which GroupQueryAttention takes) and reorder_and_upcast_attn (the same
+scores computed in fp32, which they are here), so both are served.
 """
 
 from __future__ import annotations
@@ -19,18 +22,13 @@ if TYPE_CHECKING:
 
 TITLE = "GPT-2"
 LM_HEAD_BIAS = False
-# options whose attention the graph does not compute (GroupQueryAttention has one scale)
-REFUSED = {
-    "scale_attn_by_inverse_layer_idx": "a per-layer attention scale",
-    "reorder_and_upcast_attn": "a reordered, upcast attention",
-}
 
 
 def check(config: dict[str, Any]) -> None:
-    """Refuse GPT-2's attention variants (the shared options: families.check_common)."""
-    for option, what in REFUSED.items():
-        if config.get(option):
-            raise refuse(config, option, f"{what} is not served")
+    """Refuse SantaCoder's first, custom-code layout (the shared options: check_common)."""
+    if config.get("attention_head_type", "multihead") != "multihead":
+        raise refuse(config, "attention_head_type", "a custom-code GPT-2; pull the "
+                     "gpt_bigcode conversion, e.g. bigcode/gpt_bigcode-santacoder")  # fmt: skip
 
 
 def dims(config: dict[str, Any], family: str = "gpt2", kv_heads: int = 0) -> Dims:
@@ -50,6 +48,7 @@ def dims(config: dict[str, Any], family: str = "gpt2", kv_heads: int = 0) -> Dim
         layer_norm_epsilon=float(config.get("layer_norm_epsilon", 1e-5)),
         activation=str(config.get("activation_function", "gelu_new")),
         scale=1.0 / math.sqrt(n_embd // n_head) if scaled else 1.0,
+        scale_by_layer=bool(config.get("scale_attn_by_inverse_layer_idx", False)),
         tie_word_embeddings=bool(config.get("tie_word_embeddings", True)),
     )
 

@@ -188,8 +188,8 @@ def test_fim_order_can_be_declared_at_export(checkpoints: dict[str, Path], tmp_p
 @pytest.mark.parametrize(
     ("family", "option", "value"),
     [
-        ("gpt2", "scale_attn_by_inverse_layer_idx", True),
-        ("gpt2", "reorder_and_upcast_attn", True),
+        ("gpt2", "attention_head_type", "multiquery"),  # SantaCoder's custom-code config
+        ("gpt2", "activation_function", "silu"),
         ("gpt2", "add_cross_attention", True),
         ("gpt_bigcode", "activation_function", "relu"),
         ("gpt_bigcode", "position_embedding_type", "alibi"),
@@ -227,3 +227,14 @@ def test_pull_refuses_an_option_before_downloading_weights(hub: Path, tmp_path: 
 def test_concat_graph_is_gptj_only(checkpoints: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="--kv-cache concat is for GPT-J"):
         export_bundle(checkpoints["gpt2"], tmp_path / "b", kv_cache="concat")
+
+
+def test_weights_in_external_data_still_load(checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    """Past the embed limit the weights go to model.onnx.data; the small constants that
+    shape inference reads (the learned positions' axes) stay in model.onnx."""
+    import onnxruntime as ort
+
+    from jpilot.model.static_kv import export_static
+
+    assert export_static(checkpoints["gpt2"], tmp_path, embed_limit=4096) == ["model.onnx.data"]
+    ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
