@@ -21,8 +21,8 @@ from pygls.exceptions import JsonRpcContentModified
 from pygls.workspace import TextDocument
 
 from jpilot.lsp.plugins import hover_markdown
-from jpilot.lsp.positions import offset_at, position_at
-from jpilot.lsp.server import JpilotServer
+from jpilot.lsp.positions import offset_at
+from jpilot.lsp.server import JpilotServer, request_position
 from jpilot.plugins.api import CompletionRequest
 from jpilot.plugins.features import Edit, Finding
 
@@ -40,25 +40,26 @@ async def off_loop(fn: Any, cancel: threading.Event, *args: Any) -> Any:
         raise
 
 
-def to_range(doc: TextDocument, text: str, start: int, end: int) -> types.Range:
-    """Convert offsets into `text` to an LSP range in the client's encoding."""
-    codec = doc.position_codec
-    return types.Range(position_at(text, start, codec), position_at(text, end, codec))
+def to_range(doc: TextDocument, request: CompletionRequest, start: int, end: int) -> types.Range:
+    """Convert offsets into `request.text` to an LSP range in the client's encoding."""
+    return types.Range(request_position(doc, request, start), request_position(doc, request, end))
 
 
-def workspace_edit(doc: TextDocument, text: str, edits: list[Edit]) -> types.WorkspaceEdit:
+def workspace_edit(
+    doc: TextDocument, request: CompletionRequest, edits: list[Edit]
+) -> types.WorkspaceEdit:
     """Turn plugin edits into a versioned WorkspaceEdit for one document."""
-    changes = [types.TextEdit(to_range(doc, text, e.start, e.end), e.text) for e in edits]
+    changes = [types.TextEdit(to_range(doc, request, e.start, e.end), e.text) for e in edits]
     identifier = types.OptionalVersionedTextDocumentIdentifier(uri=doc.uri, version=doc.version)
     return types.WorkspaceEdit(
         document_changes=[types.TextDocumentEdit(text_document=identifier, edits=changes)]
     )
 
 
-def diagnostic(doc: TextDocument, text: str, finding: Finding) -> types.Diagnostic:
+def diagnostic(doc: TextDocument, request: CompletionRequest, finding: Finding) -> types.Diagnostic:
     """Turn a plugin finding into an LSP diagnostic from source "jpilot"."""
     return types.Diagnostic(
-        range=to_range(doc, text, finding.start, finding.end),
+        range=to_range(doc, request, finding.start, finding.end),
         message=finding.message,
         severity=types.DiagnosticSeverity(finding.severity),
         code=finding.code,
@@ -115,6 +116,9 @@ class Diagnostics:
         if doc is None or cancel.is_set():
             return
         request = self.ls.snapshot(doc, types.Position(line=0, character=0))
+        if not request.whole:  # over context.largeFileKb: no whole-file pass
+            self.ls.stats.whole_file_skipped += 1
+            return
         engine = await self.ls.wait_for_model()
         host = self.ls.host
         found = await off_loop(
@@ -133,7 +137,7 @@ class Diagnostics:
         published = []  # most surprising first; a finding that cannot be converted is skipped
         for plugin, finding in findings:
             try:
-                published.append(diagnostic(current, request.text, finding))
+                published.append(diagnostic(current, request, finding))
             except Exception as exc:
                 host.fault(plugin, "jpilot_diagnostics", f"a Finding could not be sent: {exc}")
         self.ls.text_document_publish_diagnostics(
@@ -175,7 +179,8 @@ def register_features(server: JpilotServer) -> Diagnostics:
         if doc is None:
             return []
         request = ls.snapshot(doc, params.range.start)
-        end = offset_at(request.text, params.range.end, doc.position_codec)
+        end = offset_at(doc.source, params.range.end, doc.position_codec) - request.text_start
+        end = min(end, len(request.text))
         found = ls.host.each(
             "jpilot_code_actions",
             request=request,
@@ -188,7 +193,7 @@ def register_features(server: JpilotServer) -> Diagnostics:
             for p in proposals:
                 fixes = [d for d in params.context.diagnostics if d.code in p.diagnostic_codes]
                 data = {**p.data, "plugin": plugin, "uri": doc.uri, "version": doc.version}
-                edit = workspace_edit(doc, request.text, p.edits) if p.edits is not None else None
+                edit = workspace_edit(doc, request, p.edits) if p.edits is not None else None
                 actions.append(
                     types.CodeAction(
                         title=p.title, kind=p.kind, diagnostics=fixes or None, edit=edit,
@@ -216,7 +221,7 @@ def register_features(server: JpilotServer) -> Diagnostics:
             cancel,
         )
         current = unchanged(ls, request)
-        action.edit = workspace_edit(current, request.text, edits or [])
+        action.edit = workspace_edit(current, request, edits or [])
         return action
 
     @server.command(EXPLAIN_COMMAND)

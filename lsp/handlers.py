@@ -6,6 +6,7 @@ needs its options passed explicitly, or pygls 2.1 does not advertise it).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -77,7 +78,11 @@ def build_server(host: PluginHost | None = None) -> JpilotServer:
 
     @server.command(STATUS_COMMAND)
     def status(ls: JpilotServer, *args: Any) -> dict[str, Any]:
-        return status_of(ls)
+        """Arguments: none, or {"documents": true} to add the open documents' digests."""
+        answer = status_of(ls)
+        if args and isinstance(args[0], dict) and args[0].get("documents") is True:
+            answer["documents"] = documents_of(ls)
+        return answer
 
     return server
 
@@ -143,6 +148,19 @@ def status_of(ls: JpilotServer) -> dict[str, Any]:
         },
         "adaptive_level": ls.adaptive.level,
         "stats": ls.stats.as_dict(),
+    }
+
+
+def documents_of(ls: JpilotServer) -> dict[str, dict[str, Any]]:
+    """Return each open document's version, length and sha256 of its UTF-8 text: what a
+    test compares with its own copy (the protocol fuzzer, tests/e2e/test_lsp_fuzz.py)."""
+    return {
+        doc.uri: {
+            "version": doc.version,
+            "length": len(doc.source),
+            "sha256": hashlib.sha256(doc.source.encode("utf-8", "surrogatepass")).hexdigest(),
+        }
+        for doc in list(ls.workspace.text_documents.values())
     }
 
 

@@ -75,8 +75,11 @@ def offset_at(text: str, position: types.Position, codec: PositionCodec) -> int:
     return end
 
 
-def position_at(text: str, offset: int, codec: PositionCodec) -> types.Position:
-    """Return the LSP position of a string offset."""
+def position_at(
+    text: str, offset: int, codec: PositionCodec, first_line: int = 0, first_units: int = 0
+) -> types.Position:
+    """Return the LSP position of a string offset. `text` may be a window of a document
+    that starts on its line `first_line`, after `first_units` code units of that line."""
     offset = max(0, min(offset, len(text)))
     starts = line_starts(text)
     lo, hi = 0, len(starts) - 1
@@ -86,7 +89,22 @@ def position_at(text: str, offset: int, codec: PositionCodec) -> types.Position:
             lo = mid
         else:
             hi = mid - 1
-    return types.Position(line=lo, character=units(text[starts[lo] : offset], codec))
+    character = units(text[starts[lo] : offset], codec) + (first_units if lo == 0 else 0)
+    return types.Position(line=lo + first_line, character=character)
+
+
+def window(text: str, offset: int, before: int, after: int, step: int) -> tuple[int, int]:
+    """Return [start, end) of a window of `text` around `offset`: from a line start at
+    most `before` characters back (a grid of `step` keeps it still while the user types;
+    inside a longer line it starts mid-line), to the end of the line `after` characters on.
+    """
+    lo = max(0, offset - before) // step * step
+    line = max(text.rfind("\n", 0, lo), text.rfind("\r", 0, lo)) + 1 if lo else 0
+    start = line if lo - line <= step else lo
+    if 0 < start < len(text) and text[start - 1] == "\r" and text[start] == "\n":
+        start += 1  # never between the two characters of a CRLF
+    end = text.find("\n", min(len(text), offset + after))
+    return start, len(text) if end < 0 else end + 1
 
 
 def apply_change(

@@ -28,12 +28,13 @@ from pygls.exceptions import (
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
+from pygls.workspace.position_codec import PositionCodec
 
 from jpilot.lsp.adaptive import AdaptiveBudget
 from jpilot.lsp.model_host import ModelHost
 from jpilot.lsp.pipeline import Outcome, complete
 from jpilot.lsp.plugins import PluginHost, default_host
-from jpilot.lsp.positions import offset_at, position_at
+from jpilot.lsp.positions import line_starts, offset_at, position_at, units, window
 from jpilot.lsp.stats import Stats
 from jpilot.lsp.typethrough import TypeThrough
 from jpilot.model.version import package_version
@@ -46,12 +47,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MODEL_WAIT_S = 30.0  # a completion waits this long for a model still loading
 POPUP_EVERY_S = 60.0  # the same kind of popup is shown at most this often
+WINDOW_BEFORE = 1 << 17  # a large document's window: characters before the cursor,
+WINDOW_AFTER = 1 << 15  # after it,
+WINDOW_STEP = 1 << 15  # and the grid its start keeps to while the user types
 SUPERSEDING = {  # messages that make a document's completion in flight stale
     types.TEXT_DOCUMENT_DID_CHANGE,
     types.TEXT_DOCUMENT_DID_CLOSE,
     types.TEXT_DOCUMENT_INLINE_COMPLETION,
     types.TEXT_DOCUMENT_COMPLETION,
 }
+
+
+def request_position(doc: TextDocument, request: CompletionRequest, offset: int) -> types.Position:
+    """Return the LSP position of an offset into `request.text` (a window or all of `doc`)."""
+    codec, line, units_ = doc.position_codec, request.first_line, request.first_units
+    return position_at(request.text, offset, codec, line, units_)
 
 
 @dataclass(frozen=True)
@@ -66,10 +76,10 @@ class Shown:
     @classmethod
     def at(cls, doc: TextDocument, request: CompletionRequest, suggestion: Suggestion) -> Shown:
         """Convert the suggestion's offsets into `request.text` to ranges with doc's codec."""
-        codec, text, s = doc.position_codec, request.text, suggestion
-        start = position_at(text, s.offset, codec)
-        end = position_at(text, s.offset + s.replace, codec)
-        word = position_at(text, s.offset - len(word_before(request.line_prefix)), codec)
+        s = suggestion
+        start = request_position(doc, request, s.offset)
+        end = request_position(doc, request, s.offset + s.replace)
+        word = request_position(doc, request, s.offset - len(word_before(request.line_prefix)))
         return cls(request, suggestion, types.Range(start, end), types.Range(word, end))
 
 
@@ -197,8 +207,15 @@ class JpilotServer(LanguageServer):
                 event.set()
 
     def snapshot(self, doc: TextDocument, position: types.Position) -> CompletionRequest:
-        """Freeze the buffer and cursor into a CompletionRequest."""
+        """Freeze the buffer and cursor into a CompletionRequest; a document over
+        context.largeFileKb gets a window around the cursor (`CompletionRequest.whole`)."""
         text = doc.source
+        offset = offset_at(text, position, doc.position_codec)
+        window = {}
+        if len(text) > self.settings.context.large_file_kb * 1024:
+            window = large_window(text, offset, position, doc.position_codec)
+            lo, hi = window.pop("span")
+            text, offset = text[lo:hi], offset - lo
         single, max_tokens, branching = self.adaptive.limits(self.settings.completion.max_tokens)
         others = [
             OpenDocument(d.uri, d.language_id or "", d.source, _path(d.uri))
@@ -212,7 +229,7 @@ class JpilotServer(LanguageServer):
             uri=doc.uri,
             language_id=doc.language_id or "",
             text=text,
-            offset=offset_at(text, position, doc.position_codec),
+            offset=offset,
             version=doc.version,
             settings=self.settings,
             path=_path(doc.uri),
@@ -222,6 +239,7 @@ class JpilotServer(LanguageServer):
             max_tokens=max_tokens,
             branching=branching,
             abilities=self.model_abilities(),
+            **window,
         )
 
     def model_abilities(self) -> dict[str, float] | None:
@@ -244,6 +262,7 @@ class JpilotServer(LanguageServer):
         if self.settings.completion.type_through and (rest := self.type_through.rest(request)):
             self.stats.typed_through += 1
             return Shown.at(doc, request, rest)
+        self.stats.windowed += not request.whole
         cancel = self.inflight[uri] = threading.Event()
         msg_id = self.rpc.current_id()
         if msg_id is not None:
@@ -295,6 +314,25 @@ class JpilotServer(LanguageServer):
         if self.model.engine is None and self.model.error:
             self.popup("model", self.model.error, types.MessageType.Error)
         return self.model.engine
+
+
+def large_window(
+    text: str, offset: int, position: types.Position, codec: PositionCodec
+) -> dict[str, Any]:
+    """Return the CompletionRequest fields of a window of a large document around the
+    cursor (and its span under "span"): O(window) work, apart from the cursor's line."""
+    start, end = window(text, offset, WINDOW_BEFORE, WINDOW_AFTER, WINDOW_STEP)
+    line = min(position.line, len(line_starts(text)) - 1)  # the cursor's, clamped
+    between = text[start:offset]
+    breaks = between.count("\n") + between.count("\r") - between.count("\r\n")
+    line_start = max(text.rfind("\n", 0, start), text.rfind("\r", 0, start)) + 1
+    return {
+        "span": (start, end),
+        "whole": False,
+        "text_start": start,
+        "first_line": line - breaks,
+        "first_units": units(text[line_start:start], codec) if start else 0,
+    }
 
 
 def _path(uri: str) -> Path | None:

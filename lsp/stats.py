@@ -17,6 +17,8 @@ class Stats:
     superseded_computed: int = 0  # ... cancelled during generation, yet generated to the end
     cancelled: int = 0  # $/cancelRequest (or shutdown) while waiting
     typed_through: int = 0  # answered with the rest of the suggestion being typed, no model
+    windowed: int = 0  # on a window of a document over context.largeFileKb
+    whole_file_skipped: int = 0  # whole-file passes (diagnostics) skipped on such documents
     prompt_tokens: int = 0
     reused_tokens: int = 0  # prompt tokens whose KV came from the prefix cache
     first_completion_s: float | None = None  # seconds from start to the first suggestion

@@ -37,7 +37,7 @@ class CompletionRequest:
 
     uri: str
     language_id: str
-    text: str  # the whole buffer at `version`
+    text: str  # the whole buffer at `version` (a window of it when `whole` is False)
     offset: int  # cursor, as an index into `text`
     version: int | None  # document version the snapshot was taken at
     settings: Settings
@@ -49,6 +49,14 @@ class CompletionRequest:
     branching: bool = True  # False: the adaptive latency budget turned branching off
     # the loaded bundle's measured abilities (Manifest.abilities); None: no model loaded
     abilities: dict[str, float] | None = None
+    # A document over context.largeFileKb: `text` is only a window of it around the cursor
+    # (`whole` False), starting `text_start` characters in, on the document's line
+    # `first_line` after `first_units` code units of it. No whole-file pass (hints, the
+    # syntax check) runs on such a request; offsets stay indexes into `text`.
+    whole: bool = True
+    text_start: int = 0
+    first_line: int = 0
+    first_units: int = 0
 
     def feature_on(self, feature: str) -> bool:
         """Return whether a model-written feature ("summary", "docstring", "explain",

@@ -111,7 +111,9 @@ def parse_check(request: CompletionRequest, text: str) -> str:
 
     A multi-line suggestion that breaks the parse is cut to its first line first.
     """
-    if request.language_id != "python" or not text or len(request.text) > MAX_PARSE_CHARS:
+    if request.language_id != "python" or not text or not request.whole:
+        return text  # a window of a large document (context.largeFileKb) does not parse
+    if len(request.text) > MAX_PARSE_CHARS:
         return text
     if not _parses(request.text):
         return text  # already broken while typing: no signal

@@ -45,6 +45,7 @@ class ContextSettings:
     suffix_tokens: int = 64  # part of the budget for text after the cursor (FIM)
     snippets: bool = True  # add snippets from other open documents of the same language
     snippet_tokens: int = 192  # part of the budget for those snippets
+    large_file_kb: int = 1024  # larger documents: a window around the cursor, no whole-file passes
 
 
 @dataclass
@@ -117,6 +118,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "context.max_tokens": (16, 1 << 20),
     "context.suffix_tokens": (0, 1 << 20),
     "context.snippet_tokens": (0, 1 << 20),
+    "context.large_file_kb": (16, 1 << 20),
     "docs.timeout_ms": (10, 600_000),
     "hints.threshold": (0.0, 1000.0),
     "hints.min_bits": (0.0, 1000.0),
