@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from families import add_shape_arguments  # noqa: E402  (bench/families.py)
 
 
 def build_checkpoint(folder: Path, args: argparse.Namespace) -> None:
@@ -196,7 +198,6 @@ def build_family(folder: Path, args: argparse.Namespace) -> None:
     if args.family == "gptj":
         build_checkpoint(folder, args)
         return
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from families import build_checkpoint as build_other
 
     build_other(folder, args.family, args)
@@ -205,10 +206,7 @@ def build_family(folder: Path, args: argparse.Namespace) -> None:
 def main() -> None:
     """Build the model, run every contender, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--layers", type=int, default=8)
-    parser.add_argument("--d-model", type=int, default=512)
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--vocab", type=int, default=16384)
+    add_shape_arguments(parser)
     parser.add_argument("--prompt", type=int, default=512)
     parser.add_argument("--new", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)

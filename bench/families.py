@@ -97,13 +97,18 @@ def decode_ms(engine, prompt: list[int], new: int) -> float:
     return 1000 * result.timings["decode"] / result.decode_passes
 
 
-def main() -> None:
-    """Build every family, time decoding round-robin, print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_shape_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model shape options (bench/engine.py has them too)."""
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--d-model", type=int, default=512)
     parser.add_argument("--heads", type=int, default=8)
     parser.add_argument("--vocab", type=int, default=16384)
+
+
+def main() -> None:
+    """Build every family, time decoding round-robin, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_shape_arguments(parser)
     parser.add_argument("--prompt", type=int, default=1024)
     parser.add_argument("--new", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
@@ -139,13 +144,18 @@ def report(times: dict[str, list[float]], params: dict[str, int], args) -> None:
     print(f"\n{args.layers} layers x {args.d_model}, {args.heads} heads, vocab {args.vocab}, "
           f"{args.quantize}; prompt {args.prompt}, {args.new} new tokens, greedy, "
           f"{args.repeats} rounds round-robin")  # fmt: skip
-    print("{:<12} {:>13} {:>10} {:>17} {:>9}".format(
-        "family", "block params", "ms/token", "range", "vs GPT-J"))  # fmt: skip
+    head = ("family", "block params", "ms/token", "range", "vs GPT-J", "per round (range)")
+    print("{:<12} {:>13} {:>10} {:>17} {:>9} {:>20}".format(*head))
     for family, ms in times.items():
         med = statistics.median(ms)
-        ratio = f"{med / base:8.2f}x" if base else "-"
+        ratio, paired = "-", "-"
+        if base:  # each round's ratio: load that comes and goes hits both of a pair alike
+            rounds = [a / b for a, b in zip(ms, times["gptj"], strict=True)]
+            ratio = f"{med / base:.2f}x"
+            paired = (f"{statistics.median(rounds):.2f}x "
+                      f"({min(rounds):.2f}-{max(rounds):.2f})")  # fmt: skip
         print(f"{family:<12} {params[family] / 1e6:12.2f}M {med:10.2f} "
-              f"{min(ms):8.2f}-{max(ms):<8.2f} {ratio:>9}")  # fmt: skip
+              f"{min(ms):8.2f}-{max(ms):<8.2f} {ratio:>9} {paired:>20}")  # fmt: skip
     cores = len(os.sched_getaffinity(0))
     print(f"machine: {platform.machine()}, {cores} cores, {time.strftime('%Y-%m-%d')}")
 
