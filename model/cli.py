@@ -12,9 +12,9 @@ from jpilot.model.errors import ModelError
 # subcommand -> (module that implements it, one-line help). Each module defines
 # `add_arguments(parser)` and `run(args) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "pull": ("jpilot.model.pull", "download a GPT-J or CodeGen repo and install it as a bundle"),
+    "pull": ("jpilot.model.pull", "download a Hub repo of a supported family as a bundle"),
     "list": ("jpilot.model.store", "list the bundles `pull` installed, with size and dtype"),
-    "export": ("jpilot.model.export", "export a Hugging Face GPT-J checkpoint to a jpilot bundle"),
+    "export": ("jpilot.model.export", "export a Hugging Face checkpoint to a jpilot bundle"),
     "convert-codegen": ("jpilot.model.convert", "convert a CodeGen checkpoint to GPT-J weights"),
     "info": ("jpilot.model.info", "show a bundle's architecture, size and the providers here"),
     "generate": ("jpilot.model.generate", "complete a prompt with a bundle (engine smoke test)"),
