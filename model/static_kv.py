@@ -274,8 +274,8 @@ class GraphBuilder:
         shape = self.node("Shape", ["input_ids"], "/positions/shape", start=1, end=2)
         seq = self.node("Squeeze", [shape, "position_axes"], "/positions/seq")
         start = self.node("Sub", [total, seq], "/positions/start")
-        # Range from 0, then + start: ORT's GatherToSliceFusion turns a Gather of a Range
-        # into a Slice that fails on scalar bounds (onnxruntime 1.32)
+        # Range from 0, then + start: a Gather straight from Range(start, total) is turned
+        # into a Slice by ONNX Runtime 1.32's optimizer, which then fails on scalar bounds
         steps = self.node("Range", ["position_zero", seq, "position_one"], "/positions/steps")
         ids = self.node("Add", [steps, start], "/positions/ids")
         wpe = self.weight("transformer.wpe.weight", d.n_positions, d.n_embd)
