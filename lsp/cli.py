@@ -20,7 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jpilot", description=__doc__)
     parser.add_argument("--version", action="version", version=f"jpilot {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    model_cli.add_parser(commands)
+    # eval-hints compares the detector with the plugins' surprisal hints, so it lives there
+    hints = ("jpilot.plugins.debug.evaluate", "how right the debug hints are on whole files")
+    model_cli.add_parser(commands, {"eval-hints": hints})
     pool_cli.add_parser(commands)
     from jpilot.lsp import commands as lsp_commands
 

@@ -21,14 +21,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("jpilot.model.train.cli", "train a small code GPT-J on local code"),
     "eval": ("jpilot.model.evaluate", "rest-of-line completion and bits/token on held-out code"),
     "card": ("jpilot.model.card", "write a bundle's MODEL_CARD.md from its training run and eval"),
+    "train-detector": ("jpilot.model.detector.train", "train a bundle's bug detector for hints"),
 }
 
 
-def add_parser(commands: Any) -> None:
-    """Add `model` and its subcommands to the top-level subparsers."""
+def add_parser(commands: Any, extra: dict[str, tuple[str, str]] | None = None) -> None:
+    """Add `model` and its subcommands to the top-level subparsers; `extra`: more commands
+    whose implementations live in a higher layer (lsp/cli.py names them)."""
     model = commands.add_parser("model", help="export, convert, inspect and train model bundles")
     sub = model.add_subparsers(dest="model_command", required=True, metavar="SUBCOMMAND")
-    for name, (module, help_text) in COMMANDS.items():
+    for name, (module, help_text) in {**COMMANDS, **(extra or {})}.items():
         parser = sub.add_parser(name, help=help_text, description=help_text)
         parser.set_defaults(func=_runner(module), _module=module)
         _add_arguments(module, parser)

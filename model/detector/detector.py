@@ -115,7 +115,7 @@ class Detector:
         x = token_inputs(feats.hidden, feats.surprisal, merged(by_token))[None]
         empty = np.zeros((0, self.session.get_inputs()[1].shape[1]), dtype=np.float32)
         logits, nobug, _ = self.session.run(None, {"tokens": x, "candidates": empty})
-        return feats, by_token, 1 / (1 + np.exp(nobug[0] - logits))
+        return feats, by_token, 0.5 * (1 + np.tanh((logits - nobug[0]) / 2))  # sigmoid
 
     def repair(
         self, text: str, feats: FileFeatures, at: list[Site], cancel: CancelToken | None,
@@ -138,7 +138,15 @@ class Detector:
     ) -> list[Suspect]:  # fmt: skip
         """Return up to `max_hints` likely bugs, likeliest first, at or above the threshold
         (the bundle's calibrated one if None; 0 ranks every site, for evaluation)."""
-        feats, by_token, probs = self.site_scores(text, cancel)
+        scored = self.site_scores(text, cancel)
+        return self.publish(text, engine, scored, cancel, max_hints, threshold)
+
+    def publish(
+        self, text: str, engine: Any, scored: tuple[FileFeatures, dict[int, list[Site]], Any],
+        cancel: CancelToken | None = None, max_hints: int = 5, threshold: float | None = None,
+    ) -> list[Suspect]:  # fmt: skip
+        """Return the hints `find` returns, from `site_scores`' result."""
+        feats, by_token, probs = scored
         bound = self.threshold if threshold is None else threshold
         tokens = sorted(by_token, key=lambda i: -probs[i])
         out = []
