@@ -7,8 +7,9 @@
   order the model learned (`Tokenizer.fim_prompt`: PSM `<fim_prefix> P <fim_suffix> S
   <fim_middle>` or SPM `<fim_prefix> <fim_suffix> S <fim_middle> P`), with a bounded share
   of the budget for the suffix.
-- Snippets: the first lines of other open documents of the same language, sorted by
-  URI so they stay stable; ignored files are skipped.
+- Snippets: the windows of other open documents of the same language (and, with
+  `context.workspaceSnippets`, of the workspace's files) most similar to the code before
+  the cursor (`retrieval.py`); ignored files are skipped.
 - Every piece is scrubbed of secrets before tokenization, and ignored files (by
   `.gitignore` / `.jpilotignore`) never reach a prompt. Secrets are found around each
   window, not just inside it (`privacy.redact`), so a window that starts or ends inside
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 from jpilot.plugins import ignore
 from jpilot.plugins.api import CompletionRequest, Prompt, hookimpl
 from jpilot.plugins.privacy import redact, region_spans
+from jpilot.plugins.retrieval import snippets
 from jpilot.plugins.secrets import scrub
 
 if TYPE_CHECKING:
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
 
 SLACK = 0.75  # a new window fills this share of the budget, leaving room to type
 MAX_CHARS_PER_TOKEN = 16  # text longer than budget * this never fits; not even tokenized
-COMMENT = {"python": "#", "shellscript": "#", "ruby": "#", "yaml": "#", "toml": "#", "r": "#"}
+SNIPPET_CHARS_PER_TOKEN = 4  # snippets are chosen by characters, about this many a token
 
 _windows: dict[str, int] = {}  # uri -> last window start, kept while it still fits
 MAX_WINDOWS = 256  # documents whose window start is remembered
@@ -69,11 +71,10 @@ def build_prompt(request: CompletionRequest, tokenizer: Tokenizer, budget: int) 
     snippet_ids: list[int] = []
     if cfg.snippets and cfg.snippet_tokens > 0:
         snippet_budget = min(cfg.snippet_tokens, budget // 4)
-        text, n = scrub(snippets(request, snippet_budget * MAX_CHARS_PER_TOKEN))
-        snippet_ids, scrubbed = (
-            tokenizer.encode(text)[:snippet_budget] if text else [],
-            scrubbed + n,
-        )
+        text, n = scrub(snippets(request, snippet_budget * SNIPPET_CHARS_PER_TOKEN))
+        # the best snippet is last, next to the code: cut from the front
+        snippet_ids = tokenizer.encode(text)[-snippet_budget:] if text else []
+        scrubbed += n
     prefix_budget = max(1, budget - len(suffix_ids) - len(snippet_ids))
     start, prefix_ids, n = prefix_window(request, tokenizer, prefix_budget)
     scrubbed += n
@@ -187,22 +188,3 @@ def _head_lines(text: str, max_chars: int) -> str:
         return text
     cut = text.rfind("\n", 0, max_chars)
     return text[: cut + 1] if cut > 0 else text[:max_chars]
-
-
-def snippets(request: CompletionRequest, max_chars: int) -> str:
-    """Return the heads of other open documents of the same language, as comments."""
-    mark = COMMENT.get(request.language_id, "//")
-    parts: list[str] = []
-    room = max_chars
-    for doc in sorted(request.open_documents, key=lambda d: d.uri):
-        if doc.uri == request.uri or doc.language_id != request.language_id or room <= 0:
-            continue
-        if doc.path is not None and ignore.is_ignored(doc.path, request.workspace_roots):
-            continue
-        name = doc.path.name if doc.path is not None else doc.uri.rsplit("/", 1)[-1]
-        head = _head_lines(doc.text, room)
-        head = redact(doc.text, 0, len(head), region_spans(doc.text, 0, len(head)))[0]
-        body = "".join(f"{mark} {line}\n" for line in head.splitlines())
-        parts.append(f"{mark} {name}\n{body}")
-        room -= len(parts[-1])
-    return "".join(parts)

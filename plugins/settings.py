@@ -43,8 +43,9 @@ class CompletionSettings:
 class ContextSettings:
     max_tokens: int = 1024  # prompt budget (capped by the model's context size)
     suffix_tokens: int = 64  # part of the budget for text after the cursor (FIM)
-    snippets: bool = True  # add snippets from other open documents of the same language
+    snippets: bool = True  # add the windows of other open documents most like the code here
     snippet_tokens: int = 192  # part of the budget for those snippets
+    workspace_snippets: bool = False  # also draw them from the workspace's files (not ignored)
     large_file_kb: int = 1024  # larger documents: a window around the cursor, no whole-file passes
 
 

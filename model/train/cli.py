@@ -1,6 +1,11 @@
 """`jpilot model train`: build the corpus and tokenizer, train a small GPT-J, write a checkpoint.
 
-Re-running the same command with the same --out resumes from the last checkpoint.
+Re-running the same command with the same --out resumes from the last checkpoint, and so
+does `--resume RUN` with no other options. A long run in the background, niced, that a
+benchmark can pause (see docs/TRAINING.md):
+    nice -n 19 jpilot model train --out runs/big --minutes 600 ... > runs/big.log 2>&1 &
+    touch runs/big/PAUSE; ...benchmark...; rm runs/big/PAUSE
+    kill -TERM %1   # checkpoints, then stops; later: jpilot model train --resume runs/big
 Example (a toy run of about a minute):
     jpilot model train --out runs/toy --max-files 50 --minutes 1 --layers 2 --d-model 128
 """
@@ -13,12 +18,19 @@ import sys
 from jpilot.model.errors import ModelError
 from jpilot.model.tokenizer import FIM_ORDERS
 from jpilot.model.train.config import TrainConfig
+from jpilot.model.train.runctl import PRECISIONS, load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of `jpilot model train`."""
     d = TrainConfig(out="")
-    parser.add_argument("--out", required=True, help="output folder (resumes if it holds a run)")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", help="output folder (resumes if it holds a run)")
+    where.add_argument(
+        "--resume", metavar="RUN",
+        help="continue the run in RUN with the options it started with (optimizer, data "
+        "order and schedule); only --minutes and --threads may change",
+    )  # fmt: skip
     parser.add_argument(
         "--corpus", nargs="+", metavar="PATH",
         help="your own folders/files of Python code (default: stdlib + permissive site-packages)",
@@ -38,7 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --init-from: make the model N blocks deeper; each new block starts as a "
         "copy of the one below with its output zeroed, so training starts where the bundle is",
     )  # fmt: skip
-    parser.add_argument("--minutes", type=float, default=d.minutes, help="training time budget")
+    parser.add_argument(
+        "--minutes", type=float, help=f"training time budget (default {d.minutes:g})"
+    )
     parser.add_argument("--max-steps", type=int, help="stop after N steps (schedule by steps)")
     parser.add_argument("--max-files", type=int, help="cap the number of corpus files")
     parser.add_argument("--layers", type=int, default=d.layers)
@@ -57,12 +71,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--evals", type=int, default=d.evals, help="validation runs in budget")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--threads", type=int, default=d.threads)
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default=d.precision,
+        help="matmul precision; auto: bf16 where the CPU has bf16 instructions, else fp32",
+    )  # fmt: skip
     parser.add_argument("--no-export", action="store_true", help="skip writing OUT/bundle")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Validate the parsed options and turn them into a TrainConfig."""
+    if args.minutes is not None and args.minutes <= 0:
+        raise ModelError("--minutes must be positive")
+    if args.resume:
+        cfg = load_config(args.resume)
+        cfg.minutes = args.minutes or cfg.minutes
+        cfg.threads = args.threads if args.threads > 0 else cfg.threads
+        return cfg
+    if args.minutes is None:
+        args.minutes = TrainConfig(out="").minutes
     if args.minutes <= 0 and not args.max_steps:
         raise ModelError("--minutes must be positive (or give --max-steps)")
     for name in ("layers", "d_model", "heads", "seq_len", "batch_size", "threads"):
@@ -101,6 +128,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         threads=args.threads,
         export=not args.no_export,
         compile=not args.no_compile,
+        precision=args.precision,
     )
 
 

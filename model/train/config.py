@@ -43,6 +43,8 @@ class TrainConfig:
     seed: int = 0  # seeds init, data sampling and validation windows
     threads: int = 2  # torch intra-op threads
     compile: bool = True  # torch.compile the loss (~1 min to compile, then ~2x faster on CPU)
+    precision: str = "auto"  # matmul precision: "bf16" (autocast), "fp32", or "auto": bf16
+    # only where the CPU has bf16 instructions (AVX-512 BF16 or AMX); see runctl.py
     val_windows: int = 32  # fixed validation windows (each of plain and FIM)
     evals: int = 20  # validation runs over the budget (plus one at the end)
     checkpoint_minutes: float = 10.0  # save a resumable checkpoint this often

@@ -5,7 +5,8 @@ count: lr rises linearly over the first `warmup` fraction of the budget, then fo
 down to `min_lr_ratio * lr` at the end of the budget. The clock counts everything inside the
 loop (steps, validation, checkpoints), so a run ends on time whatever the machine's speed, and
 a resumed run picks up the elapsed time where it stopped. (`max_steps`, for tests, replaces
-time with steps.) Matmuls run under bf16 autocast; attention uses PyTorch's SDPA kernel in
+time with steps.) Matmuls run under bf16 autocast where the CPU has bf16 instructions, in fp32
+elsewhere (`--precision`); attention uses PyTorch's SDPA kernel in
 place of GPT-J's fp32 eager attention (a compute-only patch: the weights are unchanged).
 """
 
@@ -37,6 +38,12 @@ from jpilot.model.train.data import (
     prepare_data,
     token_bytes,
     validation_windows,
+)
+from jpilot.model.train.runctl import (
+    StopRequest,
+    choose_precision,
+    save_config,
+    wait_while_paused,
 )
 from jpilot.model.train.state import has_run, load_run, save_run
 from jpilot.model.train.tokenizer import special_ids
@@ -126,9 +133,11 @@ def lr_at(cfg: TrainConfig, progress: float) -> float:
     return low + (cfg.lr - low) * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def loss_fn(model: GPTJForCausalLM, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def loss_fn(
+    model: GPTJForCausalLM, inputs: torch.Tensor, labels: torch.Tensor, bf16: bool = True
+) -> torch.Tensor:
     """Return the mean next-token cross entropy (labels already shifted; IGNORE skipped)."""
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         hidden = model.transformer(input_ids=inputs, use_cache=False).last_hidden_state
         logits = model.lm_head(hidden)  # (B, T, V)
     return F.cross_entropy(
@@ -225,11 +234,14 @@ def train(cfg: TrainConfig, log=print) -> dict:
     use_sdpa(model)
     model.train()
     loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    loss_of = functools.partial(loss_fn, model)
+    precision = choose_precision(cfg.precision)
+    loss_of = functools.partial(loss_fn, model, bf16=precision == "bf16")
     if cfg.compile:
         loss_of = torch.compile(loss_of)
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"model: {n_params / 1e6:.2f}M params, vocab {vocab}, {cfg.layers}x{cfg.d_model}")
+    log(f"model: {n_params / 1e6:.2f}M params, vocab {vocab}, {cfg.layers}x{cfg.d_model}, "
+        f"{precision}")  # fmt: skip
+    save_config(cfg)
 
     model.config.fim_order = cfg.fim_order  # saved in config.json; export copies it
     samplers = [
@@ -257,50 +269,57 @@ def train(cfg: TrainConfig, log=print) -> dict:
     losses: list[float] = []
     step_times: list[float] = []
     record: dict = {}
-    while fraction(progress["step"], time.monotonic() - start) < 1.0:
-        step = progress["step"]
-        elapsed = time.monotonic() - start
-        lr = lr_at(cfg, fraction(step, elapsed))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        t_step = time.monotonic()
-        x, y = (torch.from_numpy(a) for a in sampler.batch(step, cfg.batch_size))
-        loss = loss_of(x, y)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss.detach()))
-        step_times.append(time.monotonic() - t_step)
-        progress["step"] = step + 1
-        progress["tokens"] += int((y != IGNORE).sum())
-        progress["elapsed"] = elapsed = time.monotonic() - start
-        rate = progress["tokens"] / max(1e-9, elapsed)
-        bar.update(fraction(step + 1, elapsed) * total, f"loss {losses[-1]:.3f} {rate:,.0f} tok/s")
-        done = fraction(step + 1, elapsed) >= 1.0
-        if done or elapsed - last_eval >= eval_every or step == 0:
-            last_eval = elapsed
-            t_eval = time.monotonic()
-            record = {
-                "step": step + 1, "elapsed": round(elapsed, 1), "tokens": progress["tokens"],
-                "lr": lr, "train_loss": float(np.mean(losses[-20:])),
-                **evaluate(model, loss_of, windows, tok_bytes, cfg.batch_size),
-            }  # fmt: skip
-            record["eval_s"] = round(time.monotonic() - t_eval, 2)
-            record["step_s"] = round(float(np.median(step_times[-20:])), 3)
-            with log_path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
-            log(_describe(record))
-        if done or elapsed - last_ckpt >= cfg.checkpoint_minutes * 60:
-            last_ckpt = elapsed
-            save_run(out, model, optimizer, tokenizer_json, progress)
+    with StopRequest() as stop:
+        while not stop.requested and fraction(progress["step"], time.monotonic() - start) < 1.0:
+            start += wait_while_paused(out, log)  # time paused is not training time
+            step = progress["step"]
+            elapsed = time.monotonic() - start
+            lr = lr_at(cfg, fraction(step, elapsed))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            t_step = time.monotonic()
+            x, y = (torch.from_numpy(a) for a in sampler.batch(step, cfg.batch_size))
+            loss = loss_of(x, y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(float(loss.detach()))
+            step_times.append(time.monotonic() - t_step)
+            progress["step"] = step + 1
+            progress["tokens"] += int((y != IGNORE).sum())
+            progress["elapsed"] = elapsed = time.monotonic() - start
+            rate = progress["tokens"] / max(1e-9, elapsed)
+            text = f"loss {losses[-1]:.3f} {rate:,.0f} tok/s"
+            bar.update(fraction(step + 1, elapsed) * total, text)
+            done = fraction(step + 1, elapsed) >= 1.0
+            if done or elapsed - last_eval >= eval_every or step == 0:
+                last_eval = elapsed
+                t_eval = time.monotonic()
+                record = {
+                    "step": step + 1, "elapsed": round(elapsed, 1), "tokens": progress["tokens"],
+                    "lr": lr, "train_loss": float(np.mean(losses[-20:])),
+                    **evaluate(model, loss_of, windows, tok_bytes, cfg.batch_size),
+                }  # fmt: skip
+                record["eval_s"] = round(time.monotonic() - t_eval, 2)
+                record["step_s"] = round(float(np.median(step_times[-20:])), 3)
+                with log_path.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+                log(_describe(record))
+            if done or elapsed - last_ckpt >= cfg.checkpoint_minutes * 60:
+                last_ckpt = elapsed
+                save_run(out, model, optimizer, tokenizer_json, progress)
     bar.close()
-    if not (out / "checkpoint" / "model.safetensors").is_file():
+    if stop.requested or not (out / "checkpoint" / "model.safetensors").is_file():
         save_run(out, model, optimizer, tokenizer_json, progress)
     summary = _summary(cfg, out, data, model, progress, record, log_path)
+    summary["stopped"] = stop.requested
+    summary["precision"] = precision
     (out / "training_summary.json").write_text(json.dumps(summary, indent=1))
     log(f"wrote {out / 'checkpoint'} and {out / 'training_summary.json'}")
-    if cfg.export:
+    if stop.requested:
+        log(f"stopped at step {progress['step']}; go on with: jpilot model train --resume {out}")
+    elif cfg.export:
         _export(out, log)
     return summary
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import signal
 import string
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +22,7 @@ from safetensors.torch import load_file  # noqa: E402
 from transformers import GPTJForCausalLM  # noqa: E402
 
 from jpilot.model.errors import ModelError  # noqa: E402
-from jpilot.model.train import cli  # noqa: E402
+from jpilot.model.train import cli, runctl  # noqa: E402
 from jpilot.model.train.corpus import (  # noqa: E402
     NEAR_DUPLICATE,
     NEAR_DUPLICATE_SPLIT,
@@ -39,6 +42,7 @@ from jpilot.model.train.tokenizer import (  # noqa: E402
     special_ids,
     train_tokenizer,
 )
+from jpilot.model.train.trainer import train  # noqa: E402
 from jpilot.model.train.warmstart import (  # noqa: E402
     add_blocks,
     model_from_bundle,
@@ -387,3 +391,53 @@ def test_empty_corpus_is_a_user_error(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     with pytest.raises(ModelError, match="--corpus"):
         cli.run(_args(tmp_path / "out", tmp_path / "src", steps=1))
+
+
+def test_a_stopped_run_resumes_exactly_where_it_stopped(tmp_path: Path, user_corpus: Path) -> None:
+    straight = tmp_path / "straight"
+    assert cli.run(_args(straight, user_corpus, steps=4)) == 0
+
+    stopped = tmp_path / "stopped"
+
+    def sigterm_after_first_step(msg: str) -> None:
+        if msg.startswith("step 1 "):  # the first step's validation line
+            os.kill(os.getpid(), signal.SIGTERM)  # as `kill -TERM` would: checkpoint, stop
+
+    summary = train(cli.config_from_args(_args(stopped, user_corpus, 4)), sigterm_after_first_step)
+    assert summary["stopped"] and summary["steps"] == 1
+    assert not (stopped / "bundle").exists()  # a stopped run is not exported
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    assert cli.run(parser.parse_args(["--resume", str(stopped)])) == 0  # no other options
+    done = json.loads((stopped / "training_summary.json").read_text())
+    assert done["steps"] == 4 and not done["stopped"]
+    a = GPTJForCausalLM.from_pretrained(straight / "checkpoint").state_dict()
+    b = GPTJForCausalLM.from_pretrained(stopped / "checkpoint").state_dict()
+    for k in a:  # same data order, optimizer moments and schedule: the same weights
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_resume_needs_a_run_folder(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    with pytest.raises(ModelError, match="holds no training run"):
+        cli.run(parser.parse_args(["--resume", str(tmp_path)]))
+
+
+def test_precision_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    for fast, want in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(runctl, "bf16_is_fast", lambda fast=fast: fast)
+        assert runctl.choose_precision("auto") == want
+    assert runctl.choose_precision("fp32") == "fp32"
+    with pytest.raises(ModelError, match="--precision must be one of"):
+        runctl.choose_precision("fp8")
+
+
+def test_paused_time_is_given_back(tmp_path: Path) -> None:
+    (tmp_path / runctl.PAUSE_FILE).touch()
+    lines: list[str] = []
+    timer = threading.Timer(0.2, (tmp_path / runctl.PAUSE_FILE).unlink)
+    timer.start()
+    slept = runctl.wait_while_paused(tmp_path, lines.append, poll=0.05)
+    assert slept > 0 and lines[0].startswith("paused:") and lines[1].startswith("resumed")
+    assert runctl.wait_while_paused(tmp_path, lines.append) == 0.0 and len(lines) == 2

@@ -94,16 +94,18 @@ def test_snippets_from_open_documents_of_the_same_language(tok: Tokenizer, tmp_p
     (tmp_path / ".gitignore").write_text("hidden.py\n")
     others = [
         OpenDocument(
-            "file:///w/util.py", "python", "def helper():\n    pass\n", Path("/w/util.py")
+            "file:///w/util.py", "python", "def helper(path):\n    pass\n", Path("/w/util.py")
         ),
-        OpenDocument("file:///w/notes.md", "markdown", "# never in a python prompt\n"),
+        OpenDocument("file:///w/notes.md", "markdown", "# never in a python prompt helper\n"),
         OpenDocument(
-            (tmp_path / "hidden.py").as_uri(), "python", "HIDDEN = 1\n", tmp_path / "hidden.py"
+            (tmp_path / "hidden.py").as_uri(), "python", "helper = 1\n", tmp_path / "hidden.py"
         ),
     ]
-    r = req("import util\n", open_documents=others, workspace_roots=[tmp_path])
+    r = req(
+        "import util\nx = util.helper(path)\n", open_documents=others, workspace_roots=[tmp_path]
+    )
     text = context.snippets(r, 10_000)
-    assert text == "# util.py\n# def helper():\n#     pass\n"
+    assert text == "# util.py\n# def helper(path):\n#     pass\n"
     prompt = context.build_prompt(r, tok, 200)
     assert prompt.snippet_tokens > 0
     assert "def helper" in tok.decode(prompt.ids)

@@ -23,6 +23,7 @@ export const SERVER_SETTING_KEYS = [
   'context.suffixTokens',
   'context.snippets',
   'context.snippetTokens',
+  'context.workspaceSnippets',
   'context.largeFileKb',
   'debug.logPrompts',
   'docs.summary',
