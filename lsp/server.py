@@ -50,6 +50,7 @@ POPUP_EVERY_S = 60.0  # the same kind of popup is shown at most this often
 WINDOW_BEFORE = 1 << 17  # a large document's window: characters before the cursor,
 WINDOW_AFTER = 1 << 15  # after it,
 WINDOW_STEP = 1 << 15  # and the grid its start keeps to while the user types
+EDITED = object()  # JpilotServer.newest: the newest message read for a document is an edit
 SUPERSEDING = {  # messages that make a document's completion in flight stale
     types.TEXT_DOCUMENT_DID_CHANGE,
     types.TEXT_DOCUMENT_DID_CLOSE,
@@ -98,6 +99,7 @@ class JpilotServer(LanguageServer):
         self.type_through = TypeThrough()
         self.inflight: dict[str, threading.Event] = {}  # uri -> newest request's cancel
         self.by_id: dict[Any, threading.Event] = {}  # request id -> its cancel
+        self.newest: dict[str, Any] = {}  # uri -> id of the newest message read for it
         self.exit_code: int | None = None
         self._popups: dict[str, tuple[float, str]] = {}  # kind -> (when, text) shown last
         self._pending_errors: list[str] = []
@@ -203,8 +205,24 @@ class JpilotServer(LanguageServer):
         elif data.get("method") in SUPERSEDING:
             document = params.get("textDocument")
             uri = document.get("uri") if isinstance(document, dict) else None
-            if isinstance(uri, str) and (event := self.inflight.get(uri)) is not None:
+            if not isinstance(uri, str):
+                return
+            if data["method"] == types.TEXT_DOCUMENT_DID_CLOSE:
+                self.newest.pop(uri, None)
+            else:  # a request's id, or EDITED
+                self.newest[uri] = data.get("id", EDITED)
+            if (event := self.inflight.get(uri)) is not None:
                 event.set()
+
+    def superseded(self, uri: str, msg_id: Any) -> bool:
+        """Return whether a newer request for `uri` than request `msg_id` has been read;
+        raise -32801 if an edit of it has."""
+        newest = self.newest.get(uri, msg_id)
+        if msg_id is None or newest == msg_id:
+            return False
+        if newest is EDITED:
+            raise JsonRpcContentModified("the document changed while the suggestion was computed")
+        return True
 
     def snapshot(self, doc: TextDocument, position: types.Position) -> CompletionRequest:
         """Freeze the buffer and cursor into a CompletionRequest; a document over
@@ -259,12 +277,14 @@ class JpilotServer(LanguageServer):
             return None
         request = self.snapshot(doc, position)
         self.cancel_inflight(uri)  # a newer request supersedes the older one
+        msg_id = self.rpc.current_id()
+        if self.superseded(uri, msg_id):  # read after this one, not yet handled
+            return None
         if self.settings.completion.type_through and (rest := self.type_through.rest(request)):
             self.stats.typed_through += 1
             return Shown.at(doc, request, rest)
         self.stats.windowed += not request.whole
         cancel = self.inflight[uri] = threading.Event()
-        msg_id = self.rpc.current_id()
         if msg_id is not None:
             self.by_id[msg_id] = cancel
             if self.rpc.was_cancelled(msg_id):
@@ -290,7 +310,7 @@ class JpilotServer(LanguageServer):
         current = self.document(uri)
         if current is not doc or current.version != request.version:
             raise JsonRpcContentModified("the document changed while the suggestion was computed")
-        if cancel.is_set():
+        if self.superseded(uri, msg_id) or cancel.is_set():
             return None
         if outcome.result is not None:  # the model ran: its latency counts for the budget
             cfg = self.settings.completion
