@@ -238,3 +238,23 @@ def test_weights_in_external_data_still_load(checkpoints: dict[str, Path], tmp_p
 
     assert export_static(checkpoints["gpt2"], tmp_path, embed_limit=4096) == ["model.onnx.data"]
     ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+
+
+def test_gpt2_weights_without_the_transformer_prefix(
+    checkpoints: dict[str, Path], engines, tmp_path: Path
+) -> None:
+    """openai-community/gpt2 names its weights `h.0.attn.c_attn.weight`, `wte.weight`."""
+    from jpilot.model.checkpoint import Checkpoint, write_safetensors
+
+    src = tmp_path / "gpt2"
+    shutil.copytree(checkpoints["gpt2"], src)
+    ckpt = Checkpoint(checkpoints["gpt2"])
+    bare = {name.removeprefix("transformer."): name for name in ckpt.names()}
+    specs = [(new, ckpt.entries[old].dtype, ckpt.shape(old)) for new, old in bare.items()]
+    write_safetensors(src / "model.safetensors", specs, lambda new: ckpt.raw(bare[new]))
+    assert "wte.weight" in Checkpoint(src).names()
+    engine = Engine(export_bundle(src, tmp_path / "b"))
+    ids = engine.tokenizer.encode(PROMPT)
+    want, _ = engines["gpt2"]._forward(ids, engines["gpt2"]._empty_kv(), 0, all_logits=True)
+    got, _ = engine._forward(ids, engine._empty_kv(), 0, all_logits=True)
+    np.testing.assert_array_equal(got, want)
