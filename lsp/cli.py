@@ -22,7 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # eval-hints compares the detector with the plugins' surprisal hints, so it lives there
     hints = ("jpilot.plugins.debug.evaluate", "how right the debug hints are on whole files")
-    model_cli.add_parser(commands, {"eval-hints": hints})
+    # eval --repo completes through the server's pipeline, so `eval` is declared here
+    repo_eval = (
+        "jpilot.lsp.evaluate_repo",
+        model_cli.COMMANDS["eval"][1] + " (--repo: with siblings open)",
+    )
+    model_cli.add_parser(commands, {"eval-hints": hints, "eval": repo_eval})
     pool_cli.add_parser(commands)
     from jpilot.lsp import commands as lsp_commands
 

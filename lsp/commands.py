@@ -194,6 +194,7 @@ def why_none(outcome: Any) -> str:
         "repetition": "dropped by the repetition step (it repeated the lines before)",
         "overlap": "dropped by the overlap step (it repeated the text after the cursor)",
         "parse": "dropped by the parse check (it would make the file unparseable)",
+        "confidence": "hidden: the model was less sure of it than completion.minConfidence",
     }
     dropped_by = outcome.stats.get("dropped_by")
     if outcome.status == "empty" and dropped_by:

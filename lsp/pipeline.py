@@ -86,10 +86,16 @@ def complete(
         "generated_tokens": len(result.tokens),
         "finish_reason": result.finish_reason,
         "elapsed_ms": result.elapsed * 1000,
+        "confidence": result.confidence,
     }
     if result.finish_reason == "cancelled":
         return Outcome(None, "cancelled", plan, prompt, result, stats)
-    suggestion = Suggestion(result.text, request.offset, finish_reason=result.finish_reason)
+    suggestion = Suggestion(
+        result.text,
+        request.offset,
+        finish_reason=result.finish_reason,
+        confidence=result.confidence,
+    )
     postprocess(host, request, suggestion)
     if not suggestion.text.strip():
         return Outcome(

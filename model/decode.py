@@ -47,6 +47,8 @@ class Decoding:
     draft: list[int] = field(default_factory=list)  # fed, unverified; rows[i + 1] follows it
     tokens: list[int] = field(default_factory=list)  # generated ids
     text: str = ""  # decoded output, cut before any stop string
+    logprobs: list[float] = field(default_factory=list)  # log-prob of each of `tokens`
+    ends: list[int] = field(default_factory=list)  # len(text) after each of `tokens`
     passes: int = 0  # forward passes after prefill (branches included)
     accepted: int = 0  # prompt-lookup guesses the model confirmed
     ttft: float = 0.0  # seconds from the call to the first chosen token
@@ -65,15 +67,22 @@ class Decoding:
         return None
 
     def emit(
-        self, token: int, tokenizer: Tokenizer, on_token: Callable[[int, str], bool | None] | None
+        self,
+        token: int,
+        tokenizer: Tokenizer,
+        on_token: Callable[[int, str], bool | None] | None,
+        logprob: float = 0.0,
     ) -> str | None:
-        """Add `token` to the output; return why decoding stops there, or None to go on."""
+        """Add `token` (chosen with `logprob`) to the output; return why decoding stops
+        there, or None to go on."""
         if token == tokenizer.eos_id:
             return "eos"
         self.tokens.append(token)
         self.text, stopped = apply_stops(
             tokenizer.decode(self.tokens)[self.healed :], self.cfg.stop
         )
+        self.logprobs.append(logprob)
+        self.ends.append(len(self.text))
         if stopped:
             return "stop"
         if on_token is not None and on_token(token, self.text) is False:
@@ -81,6 +90,26 @@ class Decoding:
         if len(self.tokens) >= self.max_new:
             return "length"
         return None
+
+
+def line_confidence(text: str, ends: Sequence[int], logprobs: Sequence[float]) -> float | None:
+    """Return the geometric-mean probability of the tokens that write the first line of
+    `text` with code on it (token i wrote text[ends[i-1]:ends[i]]), or None if none did.
+
+    This is how sure the model was of what a user sees first; `completion.minConfidence`
+    hides suggestions below it (docs/BENCHMARKS.md measures exact match against coverage).
+    """
+    begin = len(text) - len(text.lstrip())
+    if begin == len(text):
+        return None
+    line_end = text.find("\n", begin)
+    line_end = len(text) if line_end < 0 else line_end
+    chosen = [
+        lp
+        for lp, start, end in zip(logprobs, [0, *ends[:-1]], ends, strict=True)
+        if start < line_end and end > begin
+    ]
+    return float(np.exp(np.mean(chosen))) if chosen else None
 
 
 def lookup_draft(history: Sequence[int], k: int, longest: int = 4, shortest: int = 2) -> list[int]:

@@ -34,7 +34,14 @@ import onnxruntime as ort
 
 from jpilot.model import scoring
 from jpilot.model.bundle import Bundle, load_bundle
-from jpilot.model.decode import CancelToken, Decoding, best_start, cancelled, expired
+from jpilot.model.decode import (
+    CancelToken,
+    Decoding,
+    best_start,
+    cancelled,
+    expired,
+    line_confidence,
+)
 from jpilot.model.decode import lookup_draft as lookup_draft  # re-exported
 from jpilot.model.errors import ModelError
 from jpilot.model.graph import KEEP_INPUT
@@ -42,7 +49,7 @@ from jpilot.model.healing import Healer
 from jpilot.model.kv import ORT_TO_NUMPY, KVSlicer, empty_kv, kv_nbytes
 from jpilot.model.prefix_cache import PrefixCache
 from jpilot.model.providers import create_session, placement, provider_list
-from jpilot.model.sampling import sample
+from jpilot.model.sampling import log_softmax, sample
 from jpilot.model.scoring import CancelledError as CancelledError  # re-exported
 from jpilot.model.scoring import ScoringMixin
 from jpilot.model.scoring import variant_context_begin as variant_context_begin  # re-exported
@@ -92,6 +99,9 @@ class GenerationResult:
     timings: dict[str, float] = field(default_factory=dict)  # prefill/decode seconds
     decode_passes: int = 0  # forward passes after prefill (branches included)
     drafted_accepted: int = 0  # prompt-lookup guesses the model confirmed (free tokens)
+    # geometric-mean probability of the tokens of the first line with code (line_confidence);
+    # None: no such line, or an engine that does not report it (a pool)
+    confidence: float | None = None
 
 
 class Engine(ScoringMixin):
@@ -247,9 +257,9 @@ class Engine(ScoringMixin):
         while run.rows:
             if reason := run.stop_before(cancel):  # cancelled, or past the deadline
                 break
-            token, confirmed = self._next_token(run, rng)
+            token, confirmed, logprob = self._next_token(run, rng)
             run.ttft = run.ttft or time.monotonic() - t0
-            if reason := run.emit(token, self.tokenizer, on_token):  # eos, stop, callback, length
+            if reason := run.emit(token, self.tokenizer, on_token, logprob):  # eos, stop, ...
                 break
             if not confirmed:  # a confirmed guess's logits row is in `run.rows` already
                 self._feed(run, token)
@@ -266,6 +276,7 @@ class Engine(ScoringMixin):
             timings={"prefill": t_prefill, "decode": elapsed - t_prefill},
             decode_passes=run.passes,
             drafted_accepted=run.accepted,
+            confidence=line_confidence(run.text, run.ends, run.logprobs),
         )
 
     def _start(
@@ -284,21 +295,22 @@ class Engine(ScoringMixin):
             healing=cfg.heal,
         )
 
-    def _next_token(self, run: Decoding, rng: np.random.Generator) -> tuple[int, bool]:
-        """Choose the next token; return it and whether it confirms the first guess fed."""
-        row = run.rows.pop(0)
+    def _next_token(self, run: Decoding, rng: np.random.Generator) -> tuple[int, bool, float]:
+        """Choose the next token; return it, whether it confirms the first guess fed, and
+        its log-probability."""
+        row = self._constrain(run.rows.pop(0), run.healing)
         branched = bool(run.forced)
         if branched:  # chosen by branching, which kept to the healing constraint
             token = run.forced.pop(0)
         else:
-            row = self._constrain(row, run.healing)
             token = sample(row, run.cfg.temperature, run.cfg.top_p, rng)
+        logprob = float(log_softmax(row)[token])
         run.healing = self.healer.consume(run.healing, token) if run.healing else b""
         confirmed = bool(run.draft) and token == run.draft[0]
         if confirmed:
             run.draft.pop(0)
             run.accepted += not branched  # prompt-lookup guesses only
-        return token, confirmed
+        return token, confirmed, logprob
 
     def _feed(self, run: Decoding, token: int) -> None:
         """Run `token` and the next guesses through the model; keep their logits rows."""

@@ -135,6 +135,9 @@ class Suggestion:
     replace: int = 0
     finish_reason: str = ""
     dropped_by: str = ""  # the post-processor that emptied it, for logs and tests
+    # geometric-mean probability of the model's tokens on the first line with code (what
+    # the user sees first); None where the engine does not say (a pool)
+    confidence: float | None = None
 
 
 def word_before(line_prefix: str) -> str:

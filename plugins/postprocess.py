@@ -1,8 +1,9 @@
 """The `postprocess` plugin: make a raw model suggestion fit the buffer.
 
-In order: stop at the end of the block (indentation and brackets), drop repeated
-lines, trim overlap with the text after the cursor, and (Python) drop a suggestion
-that would make a parseable buffer unparseable. Each step is a pure function.
+In order: drop a suggestion the model was unsure of (`completion.minConfidence`), stop at
+the end of the block (indentation and brackets), drop repeated lines, trim overlap with
+the text after the cursor, and (Python) drop a suggestion that would make a parseable
+buffer unparseable. Each step is a pure function.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ _BLOCK_OPENER = re.compile(r"[:{(\[]\s*(#.*)?$")
 def jpilot_postprocess(request: CompletionRequest, suggestion: Suggestion) -> None:
     """Apply every step in order; a step that empties the text names itself."""
     steps = [
+        ("confidence", lambda t: t if confident(request, suggestion) else ""),
         ("block_end", lambda t: stop_at_block_end(request.line_prefix, t)),
         ("repetition", lambda t: drop_repeated_lines(request.line_prefix, t)),
         ("overlap", lambda t: trim_overlap(t, request.suffix)),
@@ -33,6 +35,13 @@ def jpilot_postprocess(request: CompletionRequest, suggestion: Suggestion) -> No
             suggestion.text, suggestion.dropped_by = "", name
             return
         suggestion.text = new
+
+
+def confident(request: CompletionRequest, suggestion: Suggestion) -> bool:
+    """Return whether the model was sure enough of the suggestion's first line to show it
+    (a suggestion whose engine gives no confidence, a pool's, is always shown)."""
+    floor = request.settings.completion.min_confidence
+    return suggestion.confidence is None or suggestion.confidence >= floor
 
 
 def indent_of(line: str) -> int:

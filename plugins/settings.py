@@ -37,6 +37,9 @@ class CompletionSettings:
     timeout_ms: int = 2000  # generation stops at this deadline and returns what it has
     type_through: bool = True  # typing a suggestion's start keeps showing its rest, no model
     branches: int = 3  # greedy: first tokens tried, the likeliest first line kept (1 = off)
+    # hide a suggestion when the model's geometric-mean token probability on its first line
+    # is below this (0 = show all); the default comes from docs/BENCHMARKS.md's trade-off
+    min_confidence: float = 0.0
 
 
 @dataclass
@@ -112,6 +115,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "model.threads": (0, 256),
     "completion.max_tokens": (1, 512),
     "completion.branches": (1, 16),
+    "completion.min_confidence": (0.0, 1.0),
     "completion.temperature": (0.0, 2.0),
     "completion.top_p": (0.01, 1.0),
     "completion.latency_budget_ms": (1, 60_000),
