@@ -1,19 +1,23 @@
-"""pytest-lsp end to end: ghost text from a gpt_bigcode (StarCoder-family) bundle, in the
-middle of a document, so the prompt is fill-in-the-middle with StarCoder's tokens."""
+"""pytest-lsp end to end: `jpilot model pull bigcode/tiny_starcoder_py` (offline, from a
+hub cache holding a small random gpt_bigcode under that name), then ghost text from the
+bundle in the middle of a document: the prompt is fill-in-the-middle, StarCoder's tokens."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import pytest_lsp
 from conftest import SERVER, expected
 from family_models import make_family
+from hub_cache import add_repo
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from jpilot.model.engine import Engine
-from jpilot.model.export import export_bundle
 
 pytestmark = pytest.mark.asyncio
 
@@ -23,11 +27,23 @@ TEXT = BEFORE + AFTER
 CURSOR = types.Position(1, len("    return "))
 
 
+REPO = "bigcode/tiny_starcoder_py"
+
+
 @pytest.fixture(scope="module")
 def starcoder_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small random gpt_bigcode (multi-query) exported to an fp32 bundle."""
+    """A small random gpt_bigcode (multi-query) pulled by the CLI with HF_HUB_OFFLINE=1."""
     root = tmp_path_factory.mktemp("starcoder")
-    return export_bundle(make_family(root / "ckpt", "gpt_bigcode"), root / "bundle")
+    add_repo(root / "hub", REPO, make_family(root / "ckpt", "gpt_bigcode"), "5" * 40)
+    env = {**os.environ, "HF_HUB_CACHE": str(root / "hub"), "HF_HUB_OFFLINE": "1",
+           "JPILOT_MODELS_DIR": str(root / "models"), "HF_HUB_DISABLE_TELEMETRY": "1"}  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "jpilot.lsp.cli", "model", "pull", REPO, "--dtype", "fp32",
+         "--out", str(root / "bundle")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return root / "bundle"
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
