@@ -41,6 +41,14 @@ def tiny_bundle(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="session")
+def tiny_detector_bundle(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of tiny_bundle with a bug detector trained for seconds (tests/tiny_detector.py)."""
+    from tiny_detector import install_tiny_detector
+
+    return install_tiny_detector(tiny_bundle, tmp_path_factory.mktemp("detector") / "bundle")
+
+
+@pytest.fixture(scope="session")
 def tiny_bundle_int8(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny checkpoint exported to a dynamic-int8 bundle."""
     from jpilot.model.export import export_bundle

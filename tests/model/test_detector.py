@@ -4,10 +4,10 @@ it, is recorded in the manifest, and a bundle whose detector file was changed is
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from tiny_detector import BUG_LINE, BUGGY, CLEAN
 
 from jpilot.model.bundle import load_bundle
 from jpilot.model.detector.detector import DETECTOR_FILE, Detector
@@ -15,13 +15,10 @@ from jpilot.model.detector.rewrites import sites
 from jpilot.model.engine import Engine
 from jpilot.model.errors import ModelError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_detector import BUG_LINE, BUGGY, CLEAN, install_tiny_detector  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def detector_bundle(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return install_tiny_detector(tiny_bundle, tmp_path_factory.mktemp("det") / "bundle")
+@pytest.fixture
+def detector_bundle(tiny_detector_bundle: Path) -> Path:
+    return tiny_detector_bundle
 
 
 def test_the_obvious_bug_ranks_first_and_its_repair_restores_the_file(detector_bundle: Path):
