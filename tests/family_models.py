@@ -49,8 +49,9 @@ def family_config(family: str, **changes: object) -> object:
             initializer_range=0.1, **common, **changes,
         )  # fmt: skip
     if family == "gpt_bigcode":
-        return transformers.GPTBigCodeConfig(**shape, multi_query=True, initializer_range=0.1,
-                                             **common, **changes)  # fmt: skip
+        changes = {"multi_query": True, **changes}  # StarCoder's; False: one K/V per head
+        return transformers.GPTBigCodeConfig(**shape, initializer_range=0.1, **common,
+                                             **changes)  # fmt: skip
     return transformers.GPTJConfig(**shape, rotary_dim=32, initializer_range=0.1,
                                    **common, **changes)  # fmt: skip
 

@@ -258,3 +258,16 @@ def test_gpt2_weights_without_the_transformer_prefix(
     want, _ = engines["gpt2"]._forward(ids, engines["gpt2"]._empty_kv(), 0, all_logits=True)
     got, _ = engine._forward(ids, engine._empty_kv(), 0, all_logits=True)
     np.testing.assert_array_equal(got, want)
+
+
+def test_gpt_bigcode_without_multi_query(tmp_path: Path) -> None:
+    """multi_query false: c_attn's rows are grouped per head, regrouped for GQA at export."""
+    import transformers
+
+    src = make_family(tmp_path / "mha", "gpt_bigcode", seed=1, multi_query=False)
+    engine = Engine(export_bundle(src, tmp_path / "b"))
+    assert engine.kv_shapes[0] == (4, 64)
+    ids = engine.tokenizer.encode(PROMPT)
+    logits, _ = engine._forward(ids, engine._empty_kv(), 0, all_logits=True)
+    model = transformers.GPTBigCodeForCausalLM.from_pretrained(src, attn_implementation="eager")
+    assert np.abs(logits - hf_logits(model.eval(), ids)).max() < 1e-4
