@@ -27,6 +27,7 @@ from jpilot.model.convert import TOKENIZER_FILES
 from jpilot.model.errors import ModelError
 from jpilot.model.families import FAMILIES, family, read_dims
 from jpilot.model.store import models_dir, store_name
+from jpilot.model.tokenizer import FIM_ORDERS
 
 SUPPORTED = (*FAMILIES, "codegen")  # config.json model_type values pull can serve
 # small files fetched first: the architecture check needs only config.json
@@ -52,13 +53,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CPU weight format (overrides the device's default)")  # fmt: skip
     parser.add_argument("--dtype", choices=["fp32", "fp16"], default=None,
                         help="unquantized: fp16 for GPUs, fp32 for exact parity")  # fmt: skip
+    parser.add_argument("--fim-order", choices=FIM_ORDERS, default=None,
+                        help="the FIM layout the model was trained on, where its config does "
+                        "not say (default psm, as StarCoder prompts)")  # fmt: skip
     parser.add_argument("--force", action="store_true", help="replace an installed bundle")
 
 
 def run(args: argparse.Namespace) -> int:
     """Pull, convert and export the repo; say how to use the result."""
     dst = pull(args.repo_id, args.revision, args.out, args.quantize, args.dtype, args.device,
-               args.force)  # fmt: skip
+               args.force, args.fim_order)  # fmt: skip
     name = dst.name if dst.parent == models_dir() else str(dst)
     print(f'done: set the model.path setting to "{name}" (or pass --bundle {name})')
     return 0
@@ -102,6 +106,7 @@ def pull(
     dtype: str | None = None,
     device: str | None = None,
     force: bool = False,
+    fim_order: str | None = None,
 ) -> Path:
     """Download `repo_id`, convert and export it to a bundle; return the bundle folder."""
     t0 = time.monotonic()
@@ -144,7 +149,7 @@ def pull(
         "export options": _options(device, dtype, quantize),
     }
     try:
-        _export(weights, dst, arch, dtype, quantize, force, repo_id, upstream)
+        _export(weights, dst, arch, dtype, quantize, force, repo_id, upstream, fim_order)
     except ModelError:
         raise
     except Exception as exc:  # safetensors' and onnx's write errors are not all OSErrors
@@ -160,7 +165,7 @@ def pull(
 
 def _export(
     src: Path, dst: Path, arch: str, dtype: str, quantize: str | None, force: bool,
-    repo_id: str, upstream: dict[str, str],
+    repo_id: str, upstream: dict[str, str], fim_order: str | None = None,
 ) -> None:  # fmt: skip
     """Convert (CodeGen) and export into `dst`; nothing is left at `dst` on failure."""
     from jpilot.model.export import export_bundle
@@ -176,7 +181,8 @@ def _export(
             _step(3, f"{arch} checkpoint: no conversion needed")
         _step(4, f"exporting to {dst} ({quantize or dtype})")
         try:
-            export_bundle(src, dst, dtype, quantize, force, source=repo_id, upstream=upstream)
+            export_bundle(src, dst, dtype, quantize, force, source=repo_id, upstream=upstream,
+                          fim_order=fim_order)  # fmt: skip
         except RuntimeError as exc:  # transformers: weights that do not fit the config
             if "size mismatch" not in str(exc) and "Error(s) in loading" not in str(exc):
                 raise

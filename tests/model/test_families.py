@@ -7,9 +7,11 @@ greedy tokens and KV cache are checked against transformers on the same weights.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -48,18 +50,25 @@ def hub(checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
     return cache
 
 
-@pytest.fixture(scope="module")
-def bundles(hub: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Every family pulled offline from the hub cache with fp32 weights."""
+@contextlib.contextmanager
+def offline(hub: Path) -> Iterator[None]:
+    """huggingface_hub reads `hub` as its cache and never goes online (HF_HUB_OFFLINE=1)."""
     from huggingface_hub import constants
 
-    from jpilot.model.pull import pull
-
-    store = tmp_path_factory.mktemp("store")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setattr(constants, "HF_HUB_CACHE", str(hub))
         mp.setattr(constants, "HF_HUB_OFFLINE", True)
+        yield
+
+
+@pytest.fixture(scope="module")
+def bundles(hub: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every family pulled offline from the hub cache with fp32 weights."""
+    from jpilot.model.pull import pull
+
+    store = tmp_path_factory.mktemp("store")
+    with offline(hub):
         return {family: pull(repo, out=store / family, dtype="fp32", device="cpu")
                 for family, repo in FAMILY_REPOS.items()}  # fmt: skip
 
@@ -180,9 +189,18 @@ def test_fim_tokens_come_from_the_tokenizer(bundles: dict[str, Path], engines) -
     assert plain.infill_prompt("x = ", "\nprint(x)\n", 64) == plain.encode("x = ")
 
 
-def test_fim_order_can_be_declared_at_export(checkpoints: dict[str, Path], tmp_path: Path) -> None:
-    bundle = export_bundle(checkpoints["gpt_bigcode"], tmp_path / "spm", fim_order="spm")
+def test_fim_order_can_be_declared_at_pull(hub: Path, tmp_path: Path) -> None:
+    from jpilot.model.pull import pull
+
+    with offline(hub):
+        bundle = pull(FAMILY_REPOS["gpt_bigcode"], out=tmp_path / "spm", dtype="fp32",
+                      device="cpu", fim_order="spm")  # fmt: skip
     assert read_manifest(bundle).fim_order == "spm"
+    tok = Engine(bundle).tokenizer
+    assert tok.fim is not None
+    assert tok.infill_prompt("a", "b", 64) == [
+        tok.fim.prefix, tok.fim.suffix, *tok.encode("b"), tok.fim.middle, *tok.encode("a")
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -212,13 +230,9 @@ def test_options_jpilot_cannot_serve_are_refused_by_name(
 
 
 def test_pull_refuses_an_option_before_downloading_weights(hub: Path, tmp_path: Path) -> None:
-    from huggingface_hub import constants
-
     from jpilot.model.pull import pull
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(constants, "HF_HUB_CACHE", str(hub))
-        mp.setattr(constants, "HF_HUB_OFFLINE", True)
+    with offline(hub):
         # the repo has no weights: a pull that got past the config would say so instead
         with pytest.raises(ModelError, match=f"{BAD_REPO}: .*position_embedding_type='alibi'"):
             pull(BAD_REPO, out=tmp_path / "b", dtype="fp32", device="cpu")
