@@ -285,3 +285,14 @@ def test_gpt_bigcode_without_multi_query(tmp_path: Path) -> None:
     logits, _ = engine._forward(ids, engine._empty_kv(), 0, all_logits=True)
     model = transformers.GPTBigCodeForCausalLM.from_pretrained(src, attn_implementation="eager")
     assert np.abs(logits - hf_logits(model.eval(), ids)).max() < 1e-4
+
+
+@pytest.mark.parametrize("family", ["gpt_bigcode", "gpt_neo"])
+def test_fp16_bundle_tracks_fp32(family: str, checkpoints, engines, tmp_path: Path) -> None:
+    """The GPU format (fp16 weights and KV buffers); ORT's CPU provider runs it too."""
+    fp16 = Engine(export_bundle(checkpoints[family], tmp_path / "fp16", dtype="fp16"))
+    assert fp16.kv_dtype == np.float16
+    ids = fp16.tokenizer.encode(PROMPT)
+    a, _ = engines[family]._forward(ids, engines[family]._empty_kv(), 0, all_logits=True)
+    b, _ = fp16._forward(ids, fp16._empty_kv(), 0, all_logits=True)
+    assert np.abs(a - b.astype(np.float32)).max() < 0.02 * np.abs(a).max()
