@@ -239,13 +239,13 @@ class RemoteEngine(ScoringMixin):
         if isinstance(outcome, wire.PoolError):
             self.fault(str(outcome))
             run.text, reason = "", "error"
-        elif reason is None or run.first_at:  # the pool answered
-            self.last_error = None
-        elif reason == "deadline":
+        elif reason == "deadline" and not run.text:  # silent, or only heartbeats (queued)
             self.fault(
                 f"the pool at {self.url} sent nothing before the deadline "
                 "(completion.timeoutMs, docs.timeoutMs or hints.timeoutMs)"
             )
+        elif reason is None or run.first_at:  # the pool answered
+            self.last_error = None
         cached = wire.cached_tokens(run.usage)
         if reason is None:
             self.cache.hits += cached > 0

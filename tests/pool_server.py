@@ -12,6 +12,7 @@ cancellation (a closed stream stops the engine) and the client's fault handling.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,7 +34,9 @@ class PoolServer:
         self.token = token
         self.bodies: list[dict[str, Any]] = []  # every completion request body
         self.headers: list[dict[str, str]] = []  # and its headers
-        self.fault: str | None = None  # "401", "500", "garbage", "hang" (no answer)
+        # "401", "500", "garbage" (malformed JSON in the stream), "not-object" (a chunk that
+        # is JSON but not an object), "cut" (killed mid-stream), "hang" (no answer)
+        self.fault: str | None = None
         self.step_delay = 0.0  # seconds slept after each generated token
         self.first_delay = 0.0  # seconds of "queueing" before generation (heartbeats sent)
         self.third_party = False  # no jpilot extensions: no tokenizer, no ext fields
@@ -178,6 +181,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if pool.fault == "garbage":
             self.wfile.write(b"data: {this is not json\n\n")
+            return
+        if pool.fault == "not-object":
+            self.wfile.write(b": a comment\nevent: completion\ndata: [1, 2]\n\n")
+            return
+        if pool.fault == "cut":  # a first piece of text, then the replica dies
+            self._event({"choices": [{"index": 0, "text": "par", "finish_reason": None}]})
+            self.connection.shutdown(socket.SHUT_RDWR)
             return
         try:  # queueing: a heartbeat every 50 ms notices a client that went away
             for _ in range(int(pool.first_delay / 0.05)):

@@ -189,7 +189,10 @@ FAULTS = {
     "401": "401",
     "500": "replica exploded with detail",  # the server's message, on one line
     "garbage": "malformed JSON",
+    "not-object": "JSON that is not an object",  # malformed server-sent events
+    "cut": "ended before [DONE]",  # killed mid-stream
     "hang": "sent nothing before the deadline",
+    "slow": "sent nothing before the deadline",  # heartbeats, no text before it
 }
 
 
@@ -209,6 +212,8 @@ def test_a_failing_pool_gives_an_empty_answer_and_says_why(
             pool.stop()
         elif fault == "401":
             pool.token = "another-token"
+        elif fault == "slow":
+            pool.first_delay = 3.0
         else:
             pool.fault = fault
         t0 = time.monotonic()
@@ -226,7 +231,7 @@ def test_a_failing_pool_gives_an_empty_answer_and_says_why(
             assert "JPILOT_TOKEN" in status["error"]
         if fault == "down":
             pool = PoolServer(tiny_bundle, port=port).start()
-        pool.fault, pool.token = None, TOKEN
+        pool.fault, pool.token, pool.first_delay = None, TOKEN, 0.0
         assert items(client.response(client.inline(uri, *CURSOR)))  # the next one works
         assert client.status()["model"]["error"] is None
     finally:
