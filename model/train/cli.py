@@ -18,7 +18,7 @@ import sys
 from jpilot.model.errors import ModelError
 from jpilot.model.tokenizer import FIM_ORDERS
 from jpilot.model.train.config import TrainConfig
-from jpilot.model.train.runctl import PRECISIONS, load_config
+from jpilot.model.train.runctl import DEVICES, PRECISIONS, load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +71,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--evals", type=int, default=d.evals, help="validation runs in budget")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--threads", type=int, default=d.threads)
+    parser.add_argument(
+        "--device", choices=DEVICES, default=d.device, help="train on the CPU or a CUDA GPU"
+    )
+    parser.add_argument(
+        "--tokenizer", metavar="JSON",
+        help="use this tokenizer.json (e.g. the default bundle's) instead of training one",
+    )  # fmt: skip
     parser.add_argument(
         "--precision", choices=PRECISIONS, default=d.precision,
         help="matmul precision; auto: bf16 where the CPU has bf16 instructions, else fp32",
@@ -129,6 +136,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         export=not args.no_export,
         compile=not args.no_compile,
         precision=args.precision,
+        device=args.device,
+        tokenizer=args.tokenizer,
     )
 
 

@@ -16,6 +16,7 @@ class TrainConfig:
     corpus: list[str] | None = None  # user folders/files; None = stdlib + permissive packages
     package_dirs: list[str] | None = None  # extra site folders (`pip install --target DIR`)
     data_dir: str | None = None  # tokenized-corpus cache (default OUT/data); share across runs
+    tokenizer: str | None = None  # use this tokenizer.json instead of training one
     max_files: int | None = None  # cap on corpus files (toy runs)
     init_from: str | None = None  # bundle whose weights and tokenizer a new run starts from
     add_layers: int = 0  # with init_from: new blocks that start as the identity (deeper model)
@@ -43,8 +44,9 @@ class TrainConfig:
     seed: int = 0  # seeds init, data sampling and validation windows
     threads: int = 2  # torch intra-op threads
     compile: bool = True  # torch.compile the loss (~1 min to compile, then ~2x faster on CPU)
+    device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when torch sees a GPU)
     precision: str = "auto"  # matmul precision: "bf16" (autocast), "fp32", or "auto": bf16
-    # only where the CPU has bf16 instructions (AVX-512 BF16 or AMX); see runctl.py
+    # only where the CPU has bf16 instructions (AVX-512 BF16 or AMX) or the GPU does bf16
     val_windows: int = 32  # fixed validation windows (each of plain and FIM)
     evals: int = 20  # validation runs over the budget (plus one at the end)
     checkpoint_minutes: float = 10.0  # save a resumable checkpoint this often

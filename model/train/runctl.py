@@ -24,6 +24,7 @@ from jpilot.model.errors import ModelError
 from jpilot.model.train.config import TrainConfig
 
 PRECISIONS = ("auto", "bf16", "fp32")
+DEVICES = ("cpu", "cuda", "auto")
 CONFIG_FILE = "run_config.json"
 PAUSE_FILE = "PAUSE"
 
@@ -38,13 +39,26 @@ def bf16_is_fast() -> bool:
     return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
 
 
-def choose_precision(requested: str) -> str:
-    """Return "bf16" or "fp32" for `requested` ("auto" picks by the CPU's instructions)."""
+def choose_device(requested: str) -> str:
+    """Return "cpu" or "cuda" for `requested` ("auto": cuda when torch sees a GPU)."""
+    if requested not in DEVICES:
+        raise ModelError(f"--device must be one of {', '.join(DEVICES)}, not {requested!r}")
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ModelError("--device cuda: this torch sees no GPU (a CPU build, or no driver)")
+    return requested
+
+
+def choose_precision(requested: str, device: str = "cpu") -> str:
+    """Return "bf16" or "fp32" for `requested` ("auto" picks by the hardware's instructions)."""
     if requested not in PRECISIONS:
         raise ModelError(f"--precision must be one of {', '.join(PRECISIONS)}, not {requested!r}")
-    if requested == "auto":
-        return "bf16" if bf16_is_fast() else "fp32"
-    return requested
+    if requested != "auto":
+        return requested
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if bf16_is_fast() else "fp32"
 
 
 class StopRequest:

@@ -76,7 +76,7 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, list]:
     for idx, slots in sd["state"].items():
         for name, value in slots.items():
             value = value if torch.is_tensor(value) else torch.tensor(value)
-            tensors[f"state.{idx}.{name}"] = value.contiguous()
+            tensors[f"state.{idx}.{name}"] = value.detach().cpu().contiguous()
     return tensors, sd["param_groups"]
 
 

@@ -41,6 +41,7 @@ from jpilot.model.train.data import (
 )
 from jpilot.model.train.runctl import (
     StopRequest,
+    choose_device,
     choose_precision,
     save_config,
     wait_while_paused,
@@ -137,7 +138,9 @@ def loss_fn(
     model: GPTJForCausalLM, inputs: torch.Tensor, labels: torch.Tensor, bf16: bool = True
 ) -> torch.Tensor:
     """Return the mean next-token cross entropy (labels already shifted; IGNORE skipped)."""
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    device = model.lm_head.weight.device
+    inputs, labels = inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         hidden = model.transformer(input_ids=inputs, use_cache=False).last_hidden_state
         logits = model.lm_head(hidden)  # (B, T, V)
     return F.cross_entropy(
@@ -212,6 +215,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
         keep_history(Path(cfg.init_from), out)
         log(f"starting from the weights of {cfg.init_from} ({cfg.layers}x{cfg.d_model})")
     given_tokenizer = Path(cfg.init_from) / "tokenizer.json" if cfg.init_from else None
+    given_tokenizer = Path(cfg.tokenizer) if cfg.tokenizer else given_tokenizer
+    device = choose_device(cfg.device)
     data: Prepared = prepare_data(
         data_dir, cfg.corpus, cfg.vocab_size, cfg.max_files, log=log,
         tokenizer_json=given_tokenizer, package_dirs=cfg.package_dirs,
@@ -219,7 +224,11 @@ def train(cfg: TrainConfig, log=print) -> dict:
     tokenizer_json = data_dir / "tokenizer.json"
     vocab = data.tokenizer.get_vocab_size()
     vocab = (vocab + 63) // 64 * 64  # pad the head for fast matmuls
-    factory = make_optimizer(cfg)
+    make = make_optimizer(cfg)
+
+    def factory(model: torch.nn.Module) -> torch.optim.Optimizer:
+        return make(model.to(device))  # moves the parameters in place, then their states
+
     if has_run(out):
         model, optimizer, progress = load_run(out, factory)
         if cfg.init_from:
@@ -234,13 +243,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
     use_sdpa(model)
     model.train()
     loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    precision = choose_precision(cfg.precision)
+    precision = choose_precision(cfg.precision, device)
     loss_of = functools.partial(loss_fn, model, bf16=precision == "bf16")
     if cfg.compile:
         loss_of = torch.compile(loss_of)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: {n_params / 1e6:.2f}M params, vocab {vocab}, {cfg.layers}x{cfg.d_model}, "
-        f"{precision}")  # fmt: skip
+        f"{precision} on {device}")  # fmt: skip
     save_config(cfg)
 
     model.config.fim_order = cfg.fim_order  # saved in config.json; export copies it

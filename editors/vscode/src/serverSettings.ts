@@ -13,6 +13,7 @@ export const SERVER_SETTING_KEYS = [
   'model.name',
   'completion.maxTokens',
   'completion.branches',
+  'completion.minConfidence',
   'completion.multiline',
   'completion.temperature',
   'completion.topP',
