@@ -40,6 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also train on the permissive pure-Python packages installed in DIR "
         "(fill it with `pip install --no-deps --target DIR PACKAGE ...`)",
     )  # fmt: skip
+    parser.add_argument(
+        "--with-tests", action="store_true",
+        help="add the stdlib's test suite to the default corpus (users write tests)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dedup-train", action="store_true",
+        help="drop training files that nearly duplicate another (MinHash, Jaccard >= 0.85)",
+    )  # fmt: skip
     parser.add_argument("--data-dir", help="tokenized-corpus cache to share (default OUT/data)")
     parser.add_argument(
         "--init-from", metavar="BUNDLE",
@@ -116,6 +124,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         package_dirs=args.packages_dir,
         data_dir=args.data_dir,
         max_files=args.max_files,
+        with_tests=args.with_tests,
+        dedup_train=args.dedup_train,
         init_from=args.init_from,
         add_layers=args.add_layers,
         minutes=args.minutes,

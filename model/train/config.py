@@ -18,6 +18,8 @@ class TrainConfig:
     data_dir: str | None = None  # tokenized-corpus cache (default OUT/data); share across runs
     tokenizer: str | None = None  # use this tokenizer.json instead of training one
     max_files: int | None = None  # cap on corpus files (toy runs)
+    with_tests: bool = False  # add the stdlib's test suite to the default corpus
+    dedup_train: bool = False  # drop training files that nearly duplicate another (MinHash)
     init_from: str | None = None  # bundle whose weights and tokenizer a new run starts from
     add_layers: int = 0  # with init_from: new blocks that start as the identity (deeper model)
     minutes: float = 60.0  # wall-clock budget of the training loop

@@ -43,6 +43,8 @@ NEAR_DUPLICATE = 0.5  # shingle Jaccard from which a held-out file counts as a t
 SHINGLE_WORDS = 5  # words per shingle (runs of \w), as in BigCode's near-deduplication
 MINHASH_PERMUTATIONS = 128  # MinHash size: Jaccard estimates have a standard error ~0.04
 NEAR_DUPLICATE_SPLIT = "near-duplicate"  # held out of training, but not used for validation
+TRAIN_NEAR_DUPLICATE = 0.85  # training files this close to an earlier one are dropped
+TRAIN_DUPLICATE_SPLIT = "train-duplicate"  # dropped training copies (--dedup-train)
 _WORD = re.compile(r"\w+")
 
 STDLIB_EXCLUDE = ("test", "tests", "idlelib/idle_test", "lib2to3/tests", "site-packages")
@@ -151,11 +153,28 @@ def is_pure_python(dist: metadata.Distribution) -> bool:
     return bool(files) and not any(f.suffix in (".so", ".pyd", ".dylib") for f in files)
 
 
-def default_sources() -> Iterator[tuple[PackageInfo, list[tuple[str, Path]]]]:
-    """Yield the stdlib and each permissive pure-Python distribution with its files."""
+def default_sources(tests: bool = False) -> Iterator[tuple[PackageInfo, list[tuple[str, Path]]]]:
+    """Yield the stdlib and each permissive pure-Python distribution with its files; with
+    `tests`, the stdlib's own test suite too, as the package "stdlib-tests"."""
     version = sysconfig.get_python_version()
     yield PackageInfo("stdlib", version, "PSF-2.0"), list(stdlib_files())
+    if tests:
+        yield PackageInfo("stdlib-tests", version, "PSF-2.0"), list(stdlib_test_files())
     yield from package_sources(metadata.distributions())
+
+
+def stdlib_test_files() -> Iterator[tuple[str, Path]]:
+    """Yield (relative name, path) for the .py files of CPython's test suite (Lib/test).
+
+    Users write tests, and the default model was weakest on them (9% exact match against
+    20% elsewhere, docs/BENCHMARKS.md), so a training run may mix them in (`--with-tests`).
+    Their names start "stdlib-tests/", so the default corpus's split is unchanged.
+    """
+    root = Path(sysconfig.get_paths()["stdlib"]) / "test"
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if "__pycache__" not in rel:
+            yield rel, path
 
 
 def package_dir_sources(
@@ -203,14 +222,17 @@ def build_corpus(
     paths: Iterable[str | Path] | None = None,
     max_files: int | None = None,
     package_dirs: Iterable[str | Path] = (),
+    tests: bool = False,
+    dedup_train: bool = False,
 ) -> Corpus:
     """Collect, filter, deduplicate and split the corpus (default sources when `paths` is None).
 
     The distributions in `package_dirs` come after the other sources, so a file they share
-    with the default corpus keeps its place (and split) there.
+    with the default corpus keeps its place (and split) there. `tests` adds the stdlib's
+    test suite; `dedup_train` drops training files that nearly duplicate an earlier one.
     """
     taken: set[str] = set()
-    sources = default_sources() if not paths else user_sources(paths)
+    sources = default_sources(tests) if not paths else user_sources(paths)
     sources = itertools.chain(
         _note_names(sources, taken), package_dir_sources(list(package_dirs), taken)
     )
@@ -251,6 +273,10 @@ def build_corpus(
     for doc in documents:
         if doc.name in near:
             packages[doc.package].val_files -= 1
+    if dedup_train:  # after the split's check, which so sees every training file
+        for doc in drop_training_near_duplicates(documents):
+            skip("near-duplicate of a training file")
+            packages[doc.package].files -= 1
     return Corpus(documents, packages, skipped, near)
 
 
@@ -300,6 +326,33 @@ def set_aside_near_duplicates(
             doc.split = NEAR_DUPLICATE_SPLIT
             found[doc.name] = (source, round(jaccard[source], 3))
     return found
+
+
+def drop_training_near_duplicates(
+    documents: list[Document], threshold: float = TRAIN_NEAR_DUPLICATE
+) -> list[Document]:
+    """Move each training file whose shingles overlap an earlier training file's at Jaccard
+    >= `threshold` to TRAIN_DUPLICATE_SPLIT (unused); return the moved ones.
+
+    Copies (vendored modules, generated variants, one class pasted into many files) make a
+    small model learn them by heart at the cost of everything else. BigCode deduplicates its
+    training data the same way (MinHash LSH over 5-word shingles, 0.85).
+    """
+    from datasketch import MinHash, MinHashLSH
+
+    index = MinHashLSH(threshold=threshold, num_perm=MINHASH_PERMUTATIONS)
+    moved = []
+    for doc in documents:
+        if doc.split != "train":
+            continue
+        m = MinHash(num_perm=MINHASH_PERMUTATIONS)
+        m.update_batch(list(shingles(doc.text)))
+        if index.query(m):
+            doc.split = TRAIN_DUPLICATE_SPLIT
+            moved.append(doc)
+        else:
+            index.insert(doc.name, m)
+    return moved
 
 
 def _note_names(sources: Iterator[tuple[PackageInfo, list]], taken: set[str]) -> Iterator:

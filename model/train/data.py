@@ -63,6 +63,7 @@ def fingerprint(
     vocab: int,
     tokenizer: str = "",
     package_dirs: Iterable[str] = (),
+    options: tuple = (False, False),
 ) -> str:
     """Return a short hash of the options that determine the cached data.
 
@@ -70,6 +71,8 @@ def fingerprint(
     package into such a folder rebuilds the cache.
     """
     parts: list = [sorted(corpus_paths or []), max_files, vocab, 3, tokenizer]  # 3: near-dups
+    if options != (False, False):  # (tests, dedup_train); older caches keep their print
+        parts.append(list(options))
     for d in sorted(package_dirs):
         parts.append([str(Path(d).resolve()), sorted(p.name for p in Path(d).glob("*.dist-info"))])
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
@@ -83,6 +86,8 @@ def prepare_data(
     log=print,
     tokenizer_json: Path | None = None,
     package_dirs: list[str] | None = None,
+    tests: bool = False,
+    dedup_train: bool = False,
 ) -> Prepared:
     """Build (or load from `data_dir`) the tokenizer and the tokenized train/val streams.
 
@@ -96,12 +101,12 @@ def prepare_data(
         if not Path(d).is_dir():
             raise ModelError(f"--packages-dir {d} is not a folder; fill one with "
                              f"`pip install --no-deps --target {d} PACKAGE ...`")  # fmt: skip
-    fp = fingerprint(corpus_paths, max_files, vocab_size, given, dirs)
+    fp = fingerprint(corpus_paths, max_files, vocab_size, given, dirs, (tests, dedup_train))
     meta_path = data_dir / "meta.json"
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("fingerprint") == fp:
         return _load(data_dir, json.loads(meta_path.read_text()))
     log("building corpus ...")
-    corpus = build_corpus(corpus_paths, max_files=max_files, package_dirs=dirs)
+    corpus = build_corpus(corpus_paths, max_files, dirs, tests, dedup_train)
     train_docs, val_docs = corpus.split("train"), corpus.split("val")
     if not train_docs:
         where = " ".join(corpus_paths) if corpus_paths else "the stdlib and site-packages"

@@ -220,6 +220,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     data: Prepared = prepare_data(
         data_dir, cfg.corpus, cfg.vocab_size, cfg.max_files, log=log,
         tokenizer_json=given_tokenizer, package_dirs=cfg.package_dirs,
+        tests=cfg.with_tests, dedup_train=cfg.dedup_train,
     )  # fmt: skip
     tokenizer_json = data_dir / "tokenizer.json"
     vocab = data.tokenizer.get_vocab_size()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -26,8 +27,13 @@ from jpilot.model.train import cli, runctl  # noqa: E402
 from jpilot.model.train.corpus import (  # noqa: E402
     NEAR_DUPLICATE,
     NEAR_DUPLICATE_SPLIT,
+    TRAIN_DUPLICATE_SPLIT,
+    Document,
     build_corpus,
+    default_sources,
+    drop_training_near_duplicates,
     split_of,
+    stdlib_test_files,
 )
 from jpilot.model.train.data import (  # noqa: E402
     IGNORE,
@@ -441,3 +447,24 @@ def test_paused_time_is_given_back(tmp_path: Path) -> None:
     slept = runctl.wait_while_paused(tmp_path, lines.append, poll=0.05)
     assert slept > 0 and lines[0].startswith("paused:") and lines[1].startswith("resumed")
     assert runctl.wait_while_paused(tmp_path, lines.append) == 0.0 and len(lines) == 2
+
+
+def test_training_copies_are_dropped_and_the_first_kept() -> None:
+    original = _code(5) * 3
+    docs = [
+        Document("p", "p/a.py", original),
+        Document("p", "p/b.py", original.replace("\n", "  # same\n", 2)),  # a near copy
+        Document("p", "p/c.py", _code(9) * 3),
+        Document("p", "p/v.py", original, split="val"),  # held out: not this step's business
+    ]
+    moved = drop_training_near_duplicates(docs)
+    assert [d.name for d in moved] == ["p/b.py"]
+    assert [d.split for d in docs] == ["train", TRAIN_DUPLICATE_SPLIT, "train", "val"]
+
+
+def test_the_stdlib_tests_come_only_when_asked() -> None:
+    names = [info.name for info, _ in itertools.islice(default_sources(tests=True), 2)]
+    assert names == ["stdlib", "stdlib-tests"]
+    assert [i.name for i, _ in itertools.islice(default_sources(), 2)][1] != "stdlib-tests"
+    files = dict(stdlib_test_files())
+    assert "test_json/test_decode.py" in files and all(p.suffix == ".py" for p in files.values())
