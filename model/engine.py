@@ -47,6 +47,7 @@ from jpilot.model.errors import ModelError
 from jpilot.model.graph import KEEP_INPUT
 from jpilot.model.healing import Healer
 from jpilot.model.kv import ORT_TO_NUMPY, KVSlicer, empty_kv, kv_nbytes
+from jpilot.model.manifest_checks import check_graph
 from jpilot.model.prefix_cache import PrefixCache
 from jpilot.model.providers import create_session, placement, provider_list
 from jpilot.model.sampling import log_softmax, sample
@@ -142,6 +143,10 @@ class Engine(ScoringMixin):
         self.present_names = [n.replace("past_key_values.", "present.") for n in self.past_names]
         if not self.past_names:
             raise ModelError(f"{self.bundle.onnx_path} has no KV-cache inputs; re-export it")
+        logits = [o.shape for o in self.session.get_outputs() if o.name == "logits"]
+        check_graph(
+            self.bundle.path, self.bundle.manifest, self.past_names, logits[0] if logits else None
+        )
         self.kv_shapes = [(inputs[n].shape[1], inputs[n].shape[3]) for n in self.past_names]
         self.kv_dtype = ORT_TO_NUMPY[inputs[self.past_names[0]].type]
         self.id_dtype = ORT_TO_NUMPY[inputs["input_ids"].type]

@@ -81,3 +81,20 @@ def _int_in(value: Any, lo: int, hi: int) -> bool:
 def _sha256(value: Any) -> bool:
     """Return whether value is a sha256 hex digest."""
     return isinstance(value, str) and SHA256.fullmatch(value) is not None
+
+
+def check_graph(path: Path, manifest: Any, past_names: list[str], logits_shape: Any) -> None:
+    """Raise ModelError if the manifest does not describe the graph: its layers (one
+    `past_key_values.N.*` pair each) or, where the graph fixes it, its vocabulary."""
+    layers = len({name.split(".")[1] for name in past_names})
+    problems = []
+    if layers != manifest.n_layer:
+        problems.append(f"n_layer {manifest.n_layer}, but the graph has {layers} layers")
+    vocab = logits_shape[-1] if logits_shape else None
+    if isinstance(vocab, int) and vocab != manifest.vocab_size:
+        problems.append(f"vocab_size {manifest.vocab_size}, but the graph's logits have {vocab}")
+    if problems:
+        raise ModelError(
+            f"{path}: jpilot.json does not match model.onnx (it says {'; '.join(problems)}); "
+            "the files come from different exports: copy the bundle again or re-export it"
+        )
