@@ -88,6 +88,7 @@ class JpilotProtocol(LanguageServerProtocol):
         """Send a response; a request whose cancel has been read gets -32800 instead."""
         if error is None and self.was_cancelled(msg_id):
             error = types.ResponseError(code=REQUEST_CANCELLED, message="cancelled")
+        if error is not None:  # pygls keeps a request's result type until a result is sent
             self._result_types.pop(msg_id, None)
         self.forget_cancel(msg_id)
         super()._send_response(msg_id, result, error)
