@@ -86,6 +86,11 @@ def onnx_weights(onnx_path: Path) -> dict[str, np.ndarray]:
 def model_from_bundle(bundle_dir: Path) -> GPTJForCausalLM:
     """Return a fp32 GPTJForCausalLM holding the weights of the bundle's model.onnx."""
     bundle = load_bundle(bundle_dir)
+    if bundle.manifest.architecture != "gptj":
+        raise ModelError(
+            f"{bundle_dir} holds a {bundle.manifest.architecture} model; `jpilot model train` "
+            "trains GPT-J, so --init-from takes GPT-J (or converted CodeGen) bundles"
+        )
     if bundle.manifest.dtype == "int4":
         raise ModelError(
             f"{bundle_dir} holds 4-bit weights, too coarse to train on from; --init-from "

@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import random
+import shutil
 import signal
 import string
 import threading
@@ -468,3 +469,12 @@ def test_the_stdlib_tests_come_only_when_asked() -> None:
     assert [i.name for i, _ in itertools.islice(default_sources(), 2)][1] != "stdlib-tests"
     files = dict(stdlib_test_files())
     assert "test_json/test_decode.py" in files and all(p.suffix == ".py" for p in files.values())
+
+
+def test_init_from_takes_only_gptj_bundles(tmp_path: Path, tiny_bundle: Path) -> None:
+    other = tmp_path / "bigcode"
+    shutil.copytree(tiny_bundle, other)
+    manifest = json.loads((other / "jpilot.json").read_text())
+    (other / "jpilot.json").write_text(json.dumps(manifest | {"architecture": "gpt_bigcode"}))
+    with pytest.raises(ModelError, match="holds a gpt_bigcode model.*--init-from takes GPT-J"):
+        model_from_bundle(other)
