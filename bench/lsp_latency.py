@@ -150,6 +150,12 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
+def siblings(path: Path, n: int) -> list[Path]:
+    """Return the n largest other .py files of `path`'s folder (by name on a tie)."""
+    others = [p for p in sorted(path.parent.glob("*.py")) if p != path]
+    return sorted(others, key=lambda p: -p.stat().st_size)[:n]
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the replay and return the measurements."""
     path = args.file or Path(sysconfig.get_paths()["stdlib"]) / "textwrap.py"
@@ -171,8 +177,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # The buffer is sent, never read from disk; the URI names a fresh folder because the
     # stdlib often sits in an ignored one (pyenv's .gitignore has /versions), where the
     # server, like git, would make no suggestions at all.
-    uri = (Path(tempfile.mkdtemp(prefix="jpilot-replay-")) / path.name).as_uri()
+    folder = Path(tempfile.mkdtemp(prefix="jpilot-replay-"))
+    uri = (folder / path.name).as_uri()
     text = source[:start] + source[end:]
+    for other in siblings(path, args.siblings):  # editor tabs: the context plugin's snippets
+        client.notify("textDocument/didOpen", {"textDocument": {
+            "uri": (folder / other.name).as_uri(), "languageId": "python", "version": 1,
+            "text": other.read_text(encoding="utf-8")}})  # fmt: skip
     client.notify("textDocument/didOpen", {
         "textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}
     })  # fmt: skip
@@ -227,6 +238,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "type_through": not args.no_type_through,
         "interval_ms": args.interval_ms,
         "multiline": args.multiline,
+        "siblings": args.siblings,
         "model": model["path"],
         "answered": len(latencies),
         "content_modified": errors,
@@ -261,6 +273,10 @@ def main() -> None:
     parser.add_argument("--multiline", default="never", choices=["auto", "always", "never"])
     parser.add_argument("--max-tokens", type=int, default=0, help="completion.maxTokens")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--siblings", type=int, default=0, metavar="N",
+        help="also open the N largest other files of the file's folder, as editor tabs",
+    )  # fmt: skip
     parser.add_argument(
         "--no-type-through",
         action="store_true",

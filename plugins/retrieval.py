@@ -22,6 +22,7 @@ import os
 import re
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,27 +69,52 @@ class Source:
     path: Path | None
 
 
-_windows: LRU[tuple[str, int, int], list[Window]] = LRU(512)  # (name, len, hash) -> windows
+@dataclass(frozen=True)
+class Indexed:
+    """A file's windows, and for each identifier the windows that hold it."""
+
+    windows: list[Window]
+    postings: dict[str, list[int]]  # identifier -> indexes into `windows`
 
 
-def windows(source: Source) -> list[Window]:
-    """Return `source`'s sliding windows (cached while its text is unchanged)."""
+_indexed: LRU[tuple[str, int, int], Indexed] = LRU(512)  # (name, len, hash) -> its index
+
+
+def windows(source: Source) -> Indexed:
+    """Return `source`'s sliding windows, indexed (cached while its text is unchanged)."""
     key = (source.name, len(source.text), hash(source.text))  # str caches its hash
-    found = _windows.get(key)
+    found = _indexed.get(key)
     if found is not None:
         return found
     starts = [0, *(m.end() for m in re.finditer("\n", source.text))]
     if starts[-1] == len(source.text):
         starts.pop()
-    found = []
+    spans = []
     for first in range(0, max(1, len(starts) - WINDOW_LINES + STRIDE), STRIDE):
         last = min(first + WINDOW_LINES, len(starts))
         start = starts[first] if first < len(starts) else len(source.text)
         end = starts[last] if last < len(starts) else len(source.text)
         if end > start:
-            found.append(Window(start, end, identifiers(source.text[start:end])))
-    _windows.put(key, found)
+            spans.append(Window(start, end, identifiers(source.text[start:end])))
+    postings: dict[str, list[int]] = {}
+    for i, w in enumerate(spans):
+        for name in w.names:
+            postings.setdefault(name, []).append(i)
+    found = Indexed(spans, postings)
+    _indexed.put(key, found)
     return found
+
+
+def scored_windows(wanted: frozenset[str], indexed: Indexed) -> list[tuple[float, Window]]:
+    """Return (Jaccard with `wanted`, window) for the windows sharing any identifier."""
+    shared: Counter[int] = Counter()
+    for name in wanted:
+        shared.update(indexed.postings.get(name, ()))
+    out = []
+    for i, n in shared.items():
+        w = indexed.windows[i]
+        out.append((n / (len(wanted) + len(w.names) - n), w))
+    return out
 
 
 def query(request: CompletionRequest) -> frozenset[str]:
@@ -104,14 +130,6 @@ def query(request: CompletionRequest) -> frozenset[str]:
             break
         start = prefix.rfind("\n", 0, start - 1) + 1
     return identifiers(prefix[start:end])
-
-
-def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    """Return |a & b| / |a | b| (0 for two empty sets)."""
-    if not a or not b:
-        return 0.0
-    shared = len(a & b)
-    return shared / (len(a) + len(b) - shared)
 
 
 def sources(request: CompletionRequest) -> list[Source]:
@@ -149,9 +167,9 @@ def choose(request: CompletionRequest, max_chars: int) -> list[tuple[Source, Win
     if not wanted or max_chars <= 0:
         return []
     scored = [
-        (jaccard(wanted, w.names), i, source, w)
+        (score, i, source, w)
         for i, source in enumerate(sources(request))
-        for w in windows(source)
+        for score, w in scored_windows(wanted, windows(source))
     ]
     scored.sort(key=lambda s: (-s[0], s[1], s[3].start))
     chosen: list[tuple[Source, Window, float]] = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from jpilot.plugins import retrieval
 from jpilot.plugins.api import OpenDocument
 from jpilot.plugins.testing import request
@@ -34,6 +36,15 @@ def test_the_window_that_shares_the_most_names_is_chosen_and_goes_last() -> None
     assert all(s.name != "other.py" for s, _, _ in chosen)  # nothing in common: left out
     expected = "".join(f"# {line}".rstrip() + "\n" for line in PARSERS.splitlines()[:12])
     assert retrieval.snippets(r, 400) == "# parsers.py\n" + expected
+
+
+def test_the_index_scores_every_window_by_jaccard() -> None:
+    indexed = retrieval.windows(retrieval.Source("parsers.py", PARSERS, None))
+    wanted = retrieval.identifiers("header = parse_header(data)\nfields_body = Record")
+    got = {w.start: score for score, w in retrieval.scored_windows(wanted, indexed)}
+    for w in indexed.windows:  # brute force: |a & b| / |a | b|, 0 windows left out
+        want = len(wanted & w.names) / len(wanted | w.names)
+        assert got.get(w.start, 0.0) == pytest.approx(want)
 
 
 def test_windows_fit_the_budget_and_never_overlap() -> None:
