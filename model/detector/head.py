@@ -26,6 +26,7 @@ from jpilot.model.detector.rewrites import KINDS, Site
 
 WIDTH = 64  # channels of the convolutions
 DILATIONS = (1, 2, 4, 8)
+DROPOUT = 0.3  # a few thousand examples: without it the head overfits after one epoch
 N_CAND = 3 + len(KINDS)  # what-if bits, rank, log count, kind one-hot
 MASKED = -1e4  # logit of a token that is not a rewrite site
 
@@ -72,14 +73,16 @@ def build_net(features: int):
             self.convs = nn.ModuleList(
                 nn.Conv1d(WIDTH, WIDTH, 5, padding=2 * d, dilation=d) for d in DILATIONS
             )
+            self.drop = nn.Dropout(DROPOUT)
             self.out = nn.Linear(WIDTH, 1)
             self.nobug = nn.Parameter(torch.zeros(1))
             self.repair = nn.Linear(N_CAND, 1)
 
         def forward(self, tokens, candidates):  # [1, T, F], [C, N_CAND]
-            x = torch.nn.functional.gelu(self.proj(tokens)).transpose(1, 2)  # [1, W, T]
+            x = self.drop(torch.nn.functional.gelu(self.proj(self.drop(tokens))))
+            x = x.transpose(1, 2)  # [1, W, T]
             for conv in self.convs:
-                x = x + torch.nn.functional.gelu(conv(x))
+                x = x + self.drop(torch.nn.functional.gelu(conv(x)))
             site = self.out(x.transpose(1, 2))[0, :, 0]  # [T]
             mask = tokens[0, :, -1]
             site = site * mask + (1 - mask) * MASKED

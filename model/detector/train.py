@@ -144,8 +144,9 @@ def generate(fm, engine, texts: list[str], seconds: float, rng: random.Random,
     return out
 
 
-def train(examples: list[dict[str, Any]], epochs: int, seed: int, log=print):
-    """Train a DetectorNet on the examples; return it (needs torch)."""
+def train(examples: list[dict[str, Any]], epochs: int, seed: int, log=print, on_epoch=None):
+    """Train a DetectorNet on the examples; return it (needs torch). `on_epoch(net, epoch)`
+    is called after each epoch (checkpoints, validation)."""
     import torch
 
     torch.manual_seed(seed)
@@ -179,6 +180,10 @@ def train(examples: list[dict[str, Any]], epochs: int, seed: int, log=print):
                 opt.step()
                 opt.zero_grad()
         log(f"epoch {epoch + 1}/{epochs}: loss {total / max(len(order), 1):.3f}")
+        if on_epoch is not None:
+            net.eval()
+            on_epoch(net, epoch + 1)
+            net.train()
     net.eval()
     return net
 
@@ -245,7 +250,14 @@ def run(args: argparse.Namespace) -> int:
         save_examples(out / "val.npz", val)
     print(f"{len(examples)} training examples, {len(val)} clean validation pieces",
           file=sys.stderr)  # fmt: skip
-    net = train(examples, args.epochs, args.seed, lambda m: print(m, file=sys.stderr))
+
+    def checkpoint(net, epoch: int) -> None:
+        import torch
+
+        torch.save(net.state_dict(), out / "detector.pt")  # tensors only: weights_only loads
+        print(f"checkpoint after epoch {epoch}: {out / 'detector.pt'}", file=sys.stderr)
+
+    net = train(examples, args.epochs, args.seed, lambda m: print(m, file=sys.stderr), checkpoint)
     threshold = calibrate(net, val)
     scores = {"train_examples": len(examples), "val_pieces": len(val)}
     path = install(folder, net, examples[0]["x"].shape[1], threshold, kinds, scores)
