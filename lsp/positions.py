@@ -8,6 +8,7 @@ document clamps to the end of the document.
 
 from __future__ import annotations
 
+import bisect
 import re
 import threading
 from urllib.parse import unquote
@@ -21,23 +22,56 @@ from jpilot.plugins.text import line_starts as plain_line_starts
 _BREAK = re.compile(r"\r\n|\r|\n")
 
 
-_last: tuple[str, list[int]] = ("", [0])  # the last text's line starts, reused by identity
+CACHED = 8  # texts whose line starts are kept, reused by identity (one per open document)
+_cache: list[tuple[str, list[int]]] = []  # most recent last
 _lock = threading.Lock()
 
 
-def line_starts(text: str) -> list[int]:
-    """Return the offset where each line begins (cached for the last text seen)."""
-    global _last
+def _cached(text: str) -> list[int] | None:
+    """Return the cached line starts of this very string, or None."""
     with _lock:
-        if _last[0] is text:
-            return _last[1]
+        for seen, starts in reversed(_cache):
+            if seen is text:
+                return starts
+    return None
+
+
+def _remember(text: str, starts: list[int]) -> None:
+    """Cache the line starts of `text`, dropping the least recent past CACHED."""
+    with _lock:
+        _cache.append((text, starts))
+        del _cache[:-CACHED]
+
+
+def line_starts(text: str) -> list[int]:
+    """Return the offset where each line begins (cached for the last texts seen)."""
+    starts = _cached(text)
+    if starts is not None:
+        return starts
     if "\r" in text:
         starts = [0, *(m.end() for m in _BREAK.finditer(text))]
     else:  # "\n" is the only line break: the plugins' line starts are LSP's
         starts = plain_line_starts(text)
-    with _lock:
-        _last = (text, starts)
+    _remember(text, starts)
     return starts
+
+
+def edited(source: str, lo: int, hi: int, insert: str) -> str:
+    """Return `source` with [lo, hi) replaced by `insert`, and cache its line starts,
+    derived from the source's: lines before the edit are kept, the ones after it shift,
+    and only the edited stretch is scanned (a 20 MB document's edit costs a list shift,
+    not a scan of all of it). Written by hand: no library keeps LSP line starts."""
+    result = source[:lo] + insert + source[hi:]
+    old = _cached(source)
+    if old is None:
+        return result
+    first = max(0, bisect.bisect_right(old, lo - 1) - 1)  # its line break ends before lo
+    tail = bisect.bisect_left(old, hi + 2)  # theirs begin after hi: not touched by the edit
+    delta = len(insert) - (hi - lo)
+    stop = old[tail] + delta if tail < len(old) else len(result) + 1  # + 1: keep all
+    scanned = [m.end() for m in _BREAK.finditer(result, old[first], stop) if m.end() < stop]
+    _remember(result, [*old[: first + 1], *scanned, *(t + delta for t in old[tail:])])
+    return result
 
 
 def units(text: str, codec: PositionCodec) -> int:
@@ -120,7 +154,7 @@ def apply_change(
     if isinstance(change, types.TextDocumentContentChangePartial):
         start = offset_at(source, change.range.start, doc.position_codec)
         end = max(start, offset_at(source, change.range.end, doc.position_codec))
-        doc._source = source[:start] + change.text + source[end:]
+        doc._source = edited(source, start, end, change.text)
     else:
         doc._source = change.text
     doc.version = document.version
