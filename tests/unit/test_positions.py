@@ -124,3 +124,19 @@ def test_a_change_for_a_document_never_opened_is_ignored():
         workspace, types.VersionedTextDocumentIdentifier(uri="file:///n", version=1), change
     )
     assert workspace.text_documents == {}
+
+
+@given(
+    st.text(alphabet="ab\r\n\u00e9\U0001f600", max_size=30),
+    st.data(),
+    st.text(alphabet="ab\r\n\U0001f600", max_size=6),
+)
+def test_an_edit_derives_the_line_starts_a_full_scan_finds(source: str, data, insert: str):
+    from jpilot.lsp.positions import edited, line_starts
+
+    lo = data.draw(st.integers(0, len(source)))
+    hi = data.draw(st.integers(lo, len(source)))
+    line_starts(source)  # cached: the edit derives the new ones from these
+    result = edited(source, lo, hi, insert)
+    assert result == source[:lo] + insert + source[hi:]
+    assert line_starts(result) == [0, *(m.end() for m in re.finditer(r"\r\n|\r|\n", result))]
