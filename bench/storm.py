@@ -150,7 +150,7 @@ class Storm:
     def totals(self) -> dict[str, Any]:
         """Return the whole run's counts once every request is answered."""
         late = crossed = errors = unanswered = 0
-        slowest = 0.0
+        slowest = latest = 0.0
         for msg_id, s in self.sent.items():
             try:
                 answer = self.client.wait(msg_id, timeout=30)
@@ -163,12 +163,15 @@ class Storm:
                 errors += answer["error"].get("code") not in OK_ERRORS
                 continue
             if answer["result"]["items"] and s.superseded is not None:
-                if (arrived - s.superseded) * 1000 > self.args.late_ms:
+                after_ms = (arrived - s.superseded) * 1000
+                latest = max(latest, after_ms)
+                if after_ms > self.args.late_ms:
                     late += 1
                 else:
                     crossed += 1
         return {"requests": len(self.sent), "late_answers": late,
-                "crossed_on_the_wire": crossed, "errors": errors, "unanswered": unanswered,
+                "crossed_on_the_wire": crossed, "latest_items_after_supersede_ms": round(latest, 1),
+                "errors": errors, "unanswered": unanswered,
                 "slowest_answer_s": round(slowest, 3)}  # fmt: skip
 
 

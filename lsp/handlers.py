@@ -102,6 +102,8 @@ async def suggestion_items(
         else ("jpilot_completion_items", shown.word_range)
     )
     items = ls.host.concat(hook, request=shown.request, suggestion=shown.suggestion, range=range_)
+    if ls.superseded(params.text_document.uri, ls.rpc.current_id()):
+        return []  # a newer request was read while the items were made
     mark_first(ls, items)
     return items
 
