@@ -250,6 +250,9 @@ def handle(server: Any, data: dict[str, Any]) -> None:
     except Exception as exc:  # a response or notification pygls cannot read
         log.warning("dropped a malformed message: %s", str(exc).splitlines()[0][:200])
         return
+    if isinstance(message, dict):  # pygls structures only objects carrying "jsonrpc"
+        log.warning("dropped a JSON object that is not a JSON-RPC message")
+        return
     try:
         protocol.handle_message(message)
     except Exception as exc:
