@@ -33,7 +33,13 @@ import time
 from typing import Any
 
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 from rawclient import RawClient
 
 PIECES = ["a", "b", "xy", " ", "\t", "é", "ß", "€", "😀", "𝄞", "\n", "\r\n", "\r", "def ", "(", "'"]
@@ -154,6 +160,11 @@ class LspMachine(RuleBasedStateMachine):
 
     def uri(self, n: int) -> str:
         return f"file:///tmp/jpilot-fuzz/r{self.run}/doc{n}.txt"
+
+    @initialize()
+    def every_kind_of_garbage(self) -> None:
+        for body in GARBAGE:  # each sequence starts with every known-bad frame once
+            self.client.write(body)
 
     # ------------------------------------------------------------ documents
     @rule(n=st.integers(0, 3), text=texts, language=st.sampled_from(["python", "plaintext"]))
