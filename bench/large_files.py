@@ -6,7 +6,8 @@ processes hits all alike:
 
   - baseline: nothing else happens;
   - open: right after a didOpen of a fresh 20 MB document (a new URI each round);
-  - edit: right after a didChange that types into the 20 MB document;
+  - first edit: right after the first didChange that types into the 20 MB document (its
+    line starts are found then), and next edit: after a second one (typing);
   - big: a completion on the 20 MB document itself, at its middle.
 
 It prints the median and the range of each, and the ratio of the medians to the
@@ -68,18 +69,21 @@ def main() -> None:
         time.sleep(0.2)
     lines = int(args.mb * 1e6 / len(LINE))
     big_text = LINE * lines
-    results: dict[str, list[float]] = {"baseline": [], "open": [], "edit": [], "big": []}
+    results: dict[str, list[float]] = {"baseline": [], "open": [], "first edit": [],
+                                       "next edit": [], "big": []}  # fmt: skip
     for r in range(args.rounds):
         results["baseline"].append(timed(client, small, *cursor)[0])
         big = (folder / f"generated{r}.py").as_uri()
         item = {"uri": big, "languageId": "python", "version": 1, "text": big_text}
         client.notify("textDocument/didOpen", {"textDocument": item})
         results["open"].append(timed(client, small, *cursor)[0])
-        at = {"line": lines // 2, "character": 4}
-        client.notify("textDocument/didChange", {
-            "textDocument": {"uri": big, "version": 2},
-            "contentChanges": [{"range": {"start": at, "end": at}, "text": "x"}]})  # fmt: skip
-        results["edit"].append(timed(client, small, *cursor)[0])
+        for version, case in ((2, "first edit"), (3, "next edit")):
+            at = {"line": lines // 2, "character": 2 + version}
+            change = {"range": {"start": at, "end": at}, "text": "x"}
+            document = {"uri": big, "version": version}
+            params = {"textDocument": document, "contentChanges": [change]}
+            client.notify("textDocument/didChange", params)
+            results[case].append(timed(client, small, *cursor)[0])
         results["big"].append(timed(client, big, lines // 2, 5)[0])
         client.notify("textDocument/didClose", {"textDocument": {"uri": big}})
     status = client.wait(client.send("workspace/executeCommand", {"command": "jpilot.status"}))
