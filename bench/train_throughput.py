@@ -87,6 +87,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="timed steps per variant")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-bf16", action="store_true", help="leave out the bf16 rows")
+    parser.add_argument(
+        "--skip-accumulation", action="store_true", help="leave out the accumulation row"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     base = dict(layers=args.layers, d_model=args.d_model, heads=args.heads, seq_len=args.seq_len)
@@ -103,6 +106,8 @@ def main() -> int:
     ]
     if args.skip_bf16:
         plan = [p for p in plan if not p[2]]
+    if args.skip_accumulation:
+        plan = [p for p in plan if p[4] == 1]
     peak = peak_matmul_flops()
     print(f"CPU: {torch.backends.cpu.get_cpu_capability()}, bf16 instructions: "
           f"{bf16_is_fast()}, --precision auto -> {choose_precision('auto')}; "
@@ -117,8 +122,9 @@ def main() -> int:
     per_token = flops_per_token(variants[0].model, args.seq_len)
     n_params = sum(p.numel() for p in variants[0].model.parameters())
     print(f"model {args.layers}x{args.d_model}, {n_params / 1e6:.1f}M params, "
-          f"{per_token / 1e6:.1f} MFLOP/token, {args.rounds} timed steps each (median)")  # fmt: skip
-    print(f"{'variant':<40} {'s/step':>7} {'tok/s':>8} {'GFLOP/s':>8} {'MFU':>6} {'vs shipped':>10}")
+          f"{per_token / 1e6:.1f} MFLOP/token, {args.rounds} timed steps each")  # fmt: skip
+    head = ("variant", "s/step", "tok/s", "GFLOP/s", "MFU", "vs shipped")
+    print(f"{head[0]:<40} {head[1]:>7} {head[2]:>8} {head[3]:>8} {head[4]:>6} {head[5]:>10}")
     first = None
     for v in variants:
         sec = statistics.median(v.times)

@@ -11,6 +11,8 @@ when its first line equals the rest of the line.
 
 It then reports, for the run with siblings open, exact match among the suggestions shown
 against coverage (the share of requests that show one) at each `completion.minConfidence`.
+With `--record` the highest gate that still shows a suggestion for COVERAGE_FLOOR % of the
+requests goes into the bundle's manifest: `minConfidence: "auto"` (the default) uses it.
 It lives in lsp/ because it drives the plugins; `jpilot model eval` without `--repo` runs
 the model layer's evaluation unchanged.
 """
@@ -23,14 +25,15 @@ import json
 import random
 import threading
 from collections import defaultdict
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from jpilot.model import evaluate as model_eval
 from jpilot.model.progress import track
 
-GATES = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # minConfidence values in the curve
+GATES = (0.0, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9)  # minConfidence values
+COVERAGE_FLOOR = 40.0  # --record: the highest gate that still shows this % of requests
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -137,10 +140,32 @@ def run_repo(args: argparse.Namespace) -> int:
         print(f"  {gate:4.2f}: shown {g['coverage']:5.1f}%, right among shown "
               f"{g['precision']:5.1f}% ({g['precision_95'][0]:.1f}-{g['precision_95'][1]:.1f}), "
               f"right over all {g['exact_over_all']:5.1f}%")  # fmt: skip
+    report["cases"] = [  # the run with siblings open, to draw other curves later
+        {"file": c.name, "cut": c.cut, "truth": c.truth, "prediction": p, "confidence": conf}
+        for c, (p, conf) in zip(cases, last, strict=True)
+    ]
     if args.json:
         args.json.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    if args.record:
+        record_gate(engine.bundle.path, report["gates"])
     engine.close()
     return 0
+
+
+def record_gate(bundle: Path, gates: list[dict]) -> None:
+    """Record the highest gate that shows at least COVERAGE_FLOOR % of requests as the
+    bundle's `completion.minConfidence: "auto"`, with what it measured."""
+    from jpilot.model.measure import record
+    from jpilot.plugins.postprocess import GATE_ABILITY
+
+    ok = [g for g in gates if g["coverage"] >= COVERAGE_FLOOR] or gates[:1]
+    best = max(ok, key=lambda g: g["min_confidence"])
+    record(bundle, {
+        GATE_ABILITY: best["min_confidence"],
+        "completion_gate_coverage": best["coverage"],
+        "completion_gate_precision": best["precision"],
+    })  # fmt: skip
+    print(f'completion.minConfidence "auto" is now {best["min_confidence"]} for {bundle}')
 
 
 def gate_row(gate: float, results: list[tuple[str, float | None]], cases) -> dict:

@@ -69,8 +69,9 @@ def report(scores: dict[str, float]) -> None:
 
 
 def record(folder: Path, scores: dict[str, float]) -> None:
-    """Write the scores into a bundle's manifest (its model.onnx checksum is unchanged)."""
+    """Write the scores into a bundle's manifest (its model.onnx checksum is unchanged);
+    scores recorded by another eval (`eval --repo --record`'s gate) are kept."""
     manifest = read_manifest(folder)
-    manifest.abilities = dict(sorted(scores.items()))
+    manifest.abilities = dict(sorted({**manifest.abilities, **scores}.items()))
     write_manifest(folder, manifest)
     print(f"recorded {len(scores)} scores in {folder / 'jpilot.json'}", file=sys.stderr)

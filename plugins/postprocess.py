@@ -14,6 +14,7 @@ import warnings
 
 from jpilot.plugins.api import CompletionRequest, Suggestion, hookimpl
 
+GATE_ABILITY = "completion_min_confidence"  # the bundle's calibrated gate (Manifest.abilities)
 MAX_PARSE_CHARS = 1_000_000  # larger buffers skip the parse check (it would be too slow)
 OPENERS, CLOSERS = "([{", ")]}"
 _BLOCK_OPENER = re.compile(r"[:{(\[]\s*(#.*)?$")
@@ -41,7 +42,9 @@ def confident(request: CompletionRequest, suggestion: Suggestion) -> bool:
     """Return whether the model was sure enough of the suggestion's first line to show it
     (a suggestion whose engine gives no confidence, a pool's, is always shown)."""
     floor = request.settings.completion.min_confidence
-    return suggestion.confidence is None or suggestion.confidence >= floor
+    if floor == "auto":  # the bundle's calibrated gate, if `eval --repo --record` wrote one
+        floor = (request.abilities or {}).get(GATE_ABILITY, 0.0)
+    return suggestion.confidence is None or suggestion.confidence >= float(floor)
 
 
 def indent_of(line: str) -> int:

@@ -38,8 +38,9 @@ class CompletionSettings:
     type_through: bool = True  # typing a suggestion's start keeps showing its rest, no model
     branches: int = 3  # greedy: first tokens tried, the likeliest first line kept (1 = off)
     # hide a suggestion when the model's geometric-mean token probability on its first line
-    # is below this (0 = show all); the default comes from docs/BENCHMARKS.md's trade-off
-    min_confidence: float = 0.0
+    # is below this (0 = show all); "auto": the gate `jpilot model eval --repo --record`
+    # calibrated for the loaded bundle (none recorded: show all)
+    min_confidence: float | str = "auto"
 
 
 @dataclass
@@ -115,7 +116,6 @@ _RANGES: dict[str, tuple[float, float]] = {
     "model.threads": (0, 256),
     "completion.max_tokens": (1, 512),
     "completion.branches": (1, 16),
-    "completion.min_confidence": (0.0, 1.0),
     "completion.temperature": (0.0, 2.0),
     "completion.top_p": (0.01, 1.0),
     "completion.latency_budget_ms": (1, 60_000),
@@ -205,6 +205,10 @@ def _check(key: str, value: Any, default: Any, meta: Mapping[str, Any] | None = 
     """Return why `value` is invalid for `key` (a field's `meta` may give a plugin
     setting's "range" or "choices"), or None."""
     meta = meta or {}
+    if key == "completion.min_confidence":
+        ok = value == "auto" or (isinstance(value, int | float) and not isinstance(value, bool)
+                                 and 0 <= value <= 1)  # fmt: skip
+        return None if ok else 'expected "auto" or a number from 0 to 1'
     if key in _AUTO:
         ok = isinstance(value, bool) or value == "auto"
         return None if ok else 'expected "auto", true or false'

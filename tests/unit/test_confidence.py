@@ -14,6 +14,7 @@ from jpilot.model.decode import line_confidence
 from jpilot.model.engine import Engine, GenerationConfig
 from jpilot.plugins import postprocess
 from jpilot.plugins.api import Suggestion
+from jpilot.plugins.settings import parse_settings
 from jpilot.plugins.testing import request
 
 
@@ -50,10 +51,30 @@ def test_the_gate_drops_what_is_below_min_confidence(confidence, shown) -> None:
     assert (s.text, s.dropped_by) == (("compute()", "") if shown else ("", "confidence"))
 
 
-def test_default_shows_everything_and_the_cli_says_why_it_hid_one() -> None:
-    r = request("x = ")
-    s = Suggestion("compute()", r.offset, confidence=0.01)
+def test_auto_takes_the_bundles_calibrated_gate_and_none_shows_all() -> None:
+    for abilities, shown in ((None, True), ({}, True), ({postprocess.GATE_ABILITY: 0.5}, False)):
+        r = request("x = ", abilities=abilities)
+        assert r.settings.completion.min_confidence == "auto"  # the default
+        s = Suggestion("compute()", r.offset, confidence=0.45)
+        postprocess.jpilot_postprocess(r, s)
+        assert bool(s.text) is shown, abilities
+    r = request("x = ", abilities={postprocess.GATE_ABILITY: 0.5},
+                settings={"completion": {"minConfidence": 0}})  # fmt: skip
+    s = Suggestion("compute()", r.offset, confidence=0.45)
     postprocess.jpilot_postprocess(r, s)
-    assert s.text == "compute()"
+    assert s.text == "compute()"  # a number overrides the bundle's gate
+
+
+def test_bad_gate_settings_are_refused_in_one_line() -> None:
+    for bad in (1.5, -0.1, "high", True):
+        settings, errors = parse_settings({"completion": {"minConfidence": bad}})
+        assert errors == [
+            f'completion.minConfidence: expected "auto" or a number from 0 to 1, got {bad!r}; '
+            "using 'auto'"
+        ]
+        assert settings.completion.min_confidence == "auto"
+
+
+def test_the_cli_says_why_it_hid_one() -> None:
     hidden = Outcome(None, "empty", stats={"dropped_by": "confidence"})
     assert "completion.minConfidence" in why_none(hidden)
