@@ -155,15 +155,15 @@ def run_repo(args: argparse.Namespace) -> int:
 def record_gate(bundle: Path, gates: list[dict]) -> None:
     """Record the highest gate that shows at least COVERAGE_FLOOR % of requests as the
     bundle's `completion.minConfidence: "auto"`, with what it measured."""
+    from jpilot.model.abilities import GATE
     from jpilot.model.measure import record
-    from jpilot.plugins.postprocess import GATE_ABILITY
 
     ok = [g for g in gates if g["coverage"] >= COVERAGE_FLOOR] or gates[:1]
     best = max(ok, key=lambda g: g["min_confidence"])
     record(bundle, {
-        GATE_ABILITY: best["min_confidence"],
-        "completion_gate_coverage": best["coverage"],
-        "completion_gate_precision": best["precision"],
+        GATE: best["min_confidence"],
+        GATE + "_coverage": best["coverage"],
+        GATE + "_precision": best["precision"],
     })  # fmt: skip
     print(f'completion.minConfidence "auto" is now {best["min_confidence"]} for {bundle}')
 

@@ -153,6 +153,11 @@ def score_rows(scores: dict[str, float], signs: tuple[str, str]) -> Iterator[tup
         yield feature, rows
 
 
+# The bundle's calibrated completion gate (`eval --repo --record`), with what it measured
+# under GATE + "_coverage" and GATE + "_precision"
+GATE = "completion_min_confidence"
+
+
 def abilities_table(abilities: dict[str, float] | None) -> str:
     """Return the model card's Markdown table of measured abilities against the thresholds."""
     if not abilities:
@@ -173,6 +178,13 @@ def abilities_table(abilities: dict[str, float] | None) -> str:
             f"Baselines: the function's name alone scores ROUGE-L "
             f"{abilities['name_baseline_rouge_l']:.1f}, one generic sentence for every "
             f"function {abilities.get('constant_baseline_rouge_l', 0.0):.1f}."
+        )
+    if GATE in abilities:
+        extra.append(
+            f'Completion gate (`completion.minConfidence: "auto"`): {abilities[GATE]:g}, which '
+            f"showed a suggestion for {abilities.get(GATE + '_coverage', 0.0):.1f}% of requests, "
+            f"{abilities.get(GATE + '_precision', 0.0):.1f}% of them exactly right "
+            "(`jpilot model eval --repo 3 --record`)."
         )
     if "prose_functions" in abilities:
         extra.append(

@@ -12,9 +12,9 @@ import ast
 import re
 import warnings
 
+from jpilot.model.abilities import GATE as GATE_ABILITY  # the bundle's calibrated gate
 from jpilot.plugins.api import CompletionRequest, Suggestion, hookimpl
 
-GATE_ABILITY = "completion_min_confidence"  # the bundle's calibrated gate (Manifest.abilities)
 MAX_PARSE_CHARS = 1_000_000  # larger buffers skip the parse check (it would be too slow)
 OPENERS, CLOSERS = "([{", ")]}"
 _BLOCK_OPENER = re.compile(r"[:{(\[]\s*(#.*)?$")
