@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lsp_latency import Client, inline_params
+from storm import start_server
 
 LINE = "    value = compute(alpha, beta)  # a typical line of generated code\n"
 SMALL = "import os\n\n\ndef read_config(path):\n    with open(path) as f:\n        return f.re"
@@ -52,14 +52,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    options: dict[str, Any] = {"completion": {"multiline": "never"}}
-    if args.bundle:
-        options["model"] = {"path": str(args.bundle)}
-    client = Client()
-    init = {"processId": os.getpid(), "rootUri": None, "capabilities": {},
-            "initializationOptions": options}  # fmt: skip
-    client.wait(client.send("initialize", init))
-    client.notify("initialized", {})
+    client = start_server(args.bundle)
     folder = Path(tempfile.mkdtemp(prefix="jpilot-large-"))
     small = (folder / "small.py").as_uri()
     item = {"uri": small, "languageId": "python", "version": 1, "text": SMALL}

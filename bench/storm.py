@@ -175,6 +175,20 @@ class Storm:
                 "slowest_answer_s": round(slowest, 3)}  # fmt: skip
 
 
+def start_server(bundle: Path | None) -> Client:
+    """Start and initialize `jpilot serve` for one-line completions (on `bundle`, or the
+    embedded model)."""
+    options: dict[str, Any] = {"completion": {"multiline": "never"}}
+    if bundle:
+        options["model"] = {"path": str(bundle)}
+    client = Client()
+    init = {"processId": os.getpid(), "rootUri": None, "capabilities": {},
+            "initializationOptions": options}  # fmt: skip
+    client.wait(client.send("initialize", init))
+    client.notify("initialized", {})
+    return client
+
+
 def main() -> None:
     """Parse arguments, run the storm, print the minutes and totals (and JSON if asked)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -188,14 +202,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    options: dict[str, Any] = {"completion": {"multiline": "never"}}
-    if args.bundle:
-        options["model"] = {"path": str(args.bundle)}
-    client = Client()
-    init = {"processId": os.getpid(), "rootUri": None, "capabilities": {},
-            "initializationOptions": options}  # fmt: skip
-    client.wait(client.send("initialize", init))
-    client.notify("initialized", {})
+    client = start_server(args.bundle)
     while True:  # the model loads in the background
         status = client.wait(client.send("workspace/executeCommand", {"command": "jpilot.status"}))
         if status["result"]["model"]["state"] != "loading":

@@ -90,3 +90,19 @@ def tiny_bundle_static_int8(
 
     folder = tmp_path_factory.mktemp("bundle") / "static-int8"
     return export_bundle(tiny_checkpoint_gqa, folder, quantize="int8", kv_cache="static")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle_external(
+    tiny_checkpoint_gqa: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The tiny static bundle with every weight in model.onnx.data (the embed limit at 0)."""
+    from jpilot.model import static_kv
+    from jpilot.model.export import export_bundle
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(static_kv, "EMBED_LIMIT", 0)
+    try:
+        return export_bundle(tiny_checkpoint_gqa, tmp_path_factory.mktemp("ext") / "b")
+    finally:
+        patch.undo()

@@ -1,7 +1,7 @@
 """A damaged bundle at the LSP level (docs/DESIGN.md, Reliability 13).
 
 The bundle keeps its weights in model.onnx.data (the tiny static export with the embed
-limit at 0, as tests/model/test_external_data.py does). A truncated or tampered data
+limit at 0: the tiny_bundle_external fixture). A truncated or tampered data
 file, a missing one, or a jpilot.json from another export (layers or vocabulary that do
 not match the graph) each give one clear, one-line message (the status and a popup)
 that says how to fix it; the server stays up, and the features that need no model keep
@@ -16,22 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from rawclient import RawClient
-
-from jpilot.model import static_kv
-from jpilot.model.export import export_bundle
-
-
-@pytest.fixture(scope="module")
-def external(tiny_checkpoint_gqa: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny static bundle with every weight in model.onnx.data."""
-    patch = pytest.MonkeyPatch()
-    patch.setattr(static_kv, "EMBED_LIMIT", 0)
-    try:
-        return export_bundle(tiny_checkpoint_gqa, tmp_path_factory.mktemp("ext") / "b")
-    finally:
-        patch.undo()
 
 
 def truncate(bundle: Path) -> None:
@@ -58,7 +43,10 @@ def manifest(**changes: int) -> Callable[[Path], None]:
 FAULTS: dict[str, tuple[Callable[[Path], None], str]] = {
     "truncated": (truncate, "model.onnx.data does not match the sha256 in jpilot.json"),
     "tampered": (tamper, "model.onnx.data does not match the sha256 in jpilot.json"),
-    "missing": (lambda b: (b / "model.onnx.data").unlink(), "missing its external data file"),
+    "missing": (
+        lambda b: (b / "model.onnx.data").unlink(),
+        "missing its external data file",
+    ),
     "other layers": (manifest(n_layer=1), "jpilot.json does not match model.onnx"),
     "other vocabulary": (manifest(vocab_size=7), "but the graph's logits have"),
 }
@@ -69,14 +57,18 @@ def messages(client: RawClient, method: str) -> list[dict]:
     return [n["params"] for n in client.notifications if n["method"] == method]
 
 
-def test_a_damaged_bundle_says_why_and_the_rest_keeps_working(external: Path, tmp_path: Path):
+def test_a_damaged_bundle_says_why_and_the_rest_keeps_working(
+    tiny_bundle_external: Path, tmp_path: Path
+):
     """One server; each damaged bundle in turn through a settings change."""
     client = RawClient()
     try:
-        client.initialize({"hints": {"debounceMs": 0}, "model": {"path": str(external)}})
+        client.initialize(
+            {"hints": {"debounceMs": 0}, "model": {"path": str(tiny_bundle_external)}}
+        )
         for fault, (damage, says) in FAULTS.items():
             uri = f"file:///tmp/jpilot-bundle/{fault.replace(' ', '-')}.py"
-            bundle = Path(shutil.copytree(external, tmp_path / fault.replace(" ", "-")))
+            bundle = Path(shutil.copytree(tiny_bundle_external, tmp_path / fault.replace(" ", "-")))
             damage(bundle)
             settings = {"jpilot": {"model": {"path": str(bundle)}}}
             client.notify("workspace/didChangeConfiguration", {"settings": settings})

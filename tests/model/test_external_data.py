@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jpilot.model import static_kv
 from jpilot.model.bundle import MANIFEST, load_bundle
 from jpilot.model.checkpoint import Checkpoint, write_safetensors
 from jpilot.model.engine import Engine
@@ -20,33 +19,22 @@ from jpilot.model.export import export_bundle
 PROMPT = "def add(a, b):\n    return a + b\n"
 
 
-@pytest.fixture(scope="module")
-def external(tiny_checkpoint_gqa: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny static bundle with every weight in model.onnx.data."""
-    patch = pytest.MonkeyPatch()
-    patch.setattr(static_kv, "EMBED_LIMIT", 0)
-    try:
-        return export_bundle(tiny_checkpoint_gqa, tmp_path_factory.mktemp("ext") / "b")
-    finally:
-        patch.undo()
-
-
 def test_weights_go_to_an_external_file_with_its_sha256(
-    external: Path, tiny_bundle_static: Path
+    tiny_bundle_external: Path, tiny_bundle_static: Path
 ) -> None:
-    manifest = load_bundle(external).manifest
+    manifest = load_bundle(tiny_bundle_external).manifest
     assert manifest.external_data == ["model.onnx.data"]
     assert set(manifest.external_data_sha256) == {"model.onnx.data"}
     assert load_bundle(tiny_bundle_static).manifest.external_data == []  # small: embedded
-    a, b = Engine(external), Engine(tiny_bundle_static)
+    a, b = Engine(tiny_bundle_external), Engine(tiny_bundle_static)
     ids = a.tokenizer.encode(PROMPT)
     la, _ = a._forward(ids, a._empty_kv(), 0, all_logits=True)
     lb, _ = b._forward(ids, b._empty_kv(), 0, all_logits=True)
     np.testing.assert_array_equal(la, lb)
 
 
-def test_a_changed_data_file_is_refused(external: Path, tmp_path: Path) -> None:
-    copy = Path(shutil.copytree(external, tmp_path / "b"))
+def test_a_changed_data_file_is_refused(tiny_bundle_external: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(tiny_bundle_external, tmp_path / "b"))
     data = copy / "model.onnx.data"
     blob = bytearray(data.read_bytes())
     blob[-1] ^= 1
@@ -56,8 +44,10 @@ def test_a_changed_data_file_is_refused(external: Path, tmp_path: Path) -> None:
     load_bundle(copy, verify=False)  # the check is the sha256, nothing else
 
 
-def test_a_data_file_without_a_recorded_sha256_is_refused(external: Path, tmp_path: Path) -> None:
-    copy = Path(shutil.copytree(external, tmp_path / "b"))
+def test_a_data_file_without_a_recorded_sha256_is_refused(
+    tiny_bundle_external: Path, tmp_path: Path
+) -> None:
+    copy = Path(shutil.copytree(tiny_bundle_external, tmp_path / "b"))
     raw = json.loads((copy / MANIFEST).read_text())
     (copy / MANIFEST).write_text(json.dumps({**raw, "external_data_sha256": {}}))
     with pytest.raises(ModelError, match="no sha256 for its external data file"):
