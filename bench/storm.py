@@ -175,10 +175,10 @@ class Storm:
                 "slowest_answer_s": round(slowest, 3)}  # fmt: skip
 
 
-def start_server(bundle: Path | None) -> Client:
+def start_server(bundle: Path | None, settings: dict[str, Any] | None = None) -> Client:
     """Start and initialize `jpilot serve` for one-line completions (on `bundle`, or the
-    embedded model)."""
-    options: dict[str, Any] = {"completion": {"multiline": "never"}}
+    embedded model), with more `settings` if given."""
+    options: dict[str, Any] = {"completion": {"multiline": "never"}, **(settings or {})}
     if bundle:
         options["model"] = {"path": str(bundle)}
     client = Client()
@@ -200,9 +200,11 @@ def main() -> None:
     parser.add_argument("--late-ms", type=float, default=10.0, help="later than this: late")
     parser.add_argument("--warmup-minutes", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--settings", default="{}", help='more settings, e.g. \'{"plugins": '
+                        '{"debug": {"enabled": false}}}\'')  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    client = start_server(args.bundle)
+    client = start_server(args.bundle, json.loads(args.settings))
     while True:  # the model loads in the background
         status = client.wait(client.send("workspace/executeCommand", {"command": "jpilot.status"}))
         if status["result"]["model"]["state"] != "loading":
