@@ -18,8 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-import torch
-
 from jpilot.model.errors import ModelError
 from jpilot.model.train.config import TrainConfig
 
@@ -35,12 +33,16 @@ def bf16_is_fast() -> bool:
     Without them PyTorch emulates bf16: on an AVX2-only EPYC a 7.4M-parameter step ran
     12x slower under bf16 autocast than in fp32 (bench/train_throughput.py).
     """
+    import torch  # here, not at the top: `jpilot model train --help` must not load torch
+
     cpu = torch.cpu
     return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
 
 
 def choose_device(requested: str) -> str:
     """Return "cpu" or "cuda" for `requested` ("auto": cuda when torch sees a GPU)."""
+    import torch
+
     if requested not in DEVICES:
         raise ModelError(f"--device must be one of {', '.join(DEVICES)}, not {requested!r}")
     if requested == "auto":
@@ -57,6 +59,8 @@ def choose_precision(requested: str, device: str = "cpu") -> str:
     if requested != "auto":
         return requested
     if device == "cuda":
+        import torch
+
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if bf16_is_fast() else "fp32"
 
