@@ -31,7 +31,7 @@ from typing import Any
 
 from jpilot.model.detector.rewrites import KINDS, apply, inject
 from jpilot.plugins.debug.detected import detector_for
-from jpilot.plugins.debug.surprisal import find_hints, slip_scores, token_scores
+from jpilot.plugins.debug.measure import surprisal_hints
 from jpilot.plugins.settings import HintsSettings
 
 
@@ -120,14 +120,6 @@ def usable(files: list[tuple[str, str]], lo: int, hi: int) -> list[tuple[str, st
         if lo <= text.count("\n") <= hi:
             out.append((name, text))
     return out
-
-
-def surprisal_hints(engine: Any, text: str, cfg: HintsSettings) -> list[tuple[int, str | None]]:
-    """The surprisal and slip hints the plugin publishes by default: (line, fixed text)."""
-    scores = token_scores(engine, text)
-    slips = slip_scores(engine, text) if cfg.slips else []
-    found = find_hints(text, scores, cfg.threshold, cfg.max_per_file, cfg.min_bits, slips)
-    return [(h.line, apply(text, h.start, h.end, h.expected) if h.slip else None) for h in found]
 
 
 def detector_hints(detector: Any, engine: Any, text: str, cfg: HintsSettings):

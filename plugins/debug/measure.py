@@ -38,6 +38,11 @@ def _hints(engine: Any, text: str, cfg: HintsSettings) -> list[tuple[int, str | 
     if detector is not None:
         return [(h.line, apply(text, h.start, h.end, h.new))
                 for h in detector.find(text, engine, None, cfg.max_per_file)]  # fmt: skip
+    return surprisal_hints(engine, text, cfg)
+
+
+def surprisal_hints(engine: Any, text: str, cfg: HintsSettings) -> list[tuple[int, str | None]]:
+    """The surprisal and slip hints the plugin publishes: (line, fixed text or None)."""
     scores = token_scores(engine, text)
     slips = slip_scores(engine, text) if cfg.slips else []
     found = find_hints(text, scores, cfg.threshold, cfg.max_per_file, cfg.min_bits, slips)
