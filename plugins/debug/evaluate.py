@@ -49,6 +49,9 @@ class Tally:
     clean_lines: int = 0
     seconds: float = 0.0
     kinds: dict[str, Tally] = field(default_factory=dict)
+    # detector only: threshold -> [files with the bug among the first 3 sites at or above
+    # it, sites at or above it on the clean files (at most 5 a file)]
+    sweep: dict[float, list[int]] = field(default_factory=dict)
 
     def add(self, bug_line: int, hints: list[tuple[int, str | None]], text: str,
             ranked: list[int]) -> None:  # fmt: skip
@@ -86,6 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-baseline", action="store_true", help="skip the surprisal row")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--thresholds", type=float, nargs="*", default=[0.05, 0.1, 0.2, 0.3],
+                        help="detector thresholds to report the trade-off for")  # fmt: skip
 
 
 def files_of(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -123,17 +128,19 @@ def usable(files: list[tuple[str, str]], lo: int, hi: int) -> list[tuple[str, st
 
 
 def detector_hints(detector: Any, engine: Any, text: str, cfg: HintsSettings):
-    """The detector's published hints (line, fixed text), and its three likeliest lines."""
+    """The detector's published hints (line, fixed text), and its likeliest sites' (line,
+    probability), at most hints.maxPerFile."""
     scored = detector.site_scores(text)
     _feats, by_token, probs = scored
-    ranked = sorted(by_token, key=lambda i: -probs[i])[:3]
-    lines = [text.count("\n", 0, by_token[i][0].start) for i in ranked]
+    ranked = sorted(by_token, key=lambda i: -probs[i])[: cfg.max_per_file]
+    lines = [(text.count("\n", 0, by_token[i][0].start), float(probs[i])) for i in ranked]
     found = detector.publish(text, engine, scored, None, cfg.max_per_file)
     return [(h.line, apply(text, h.start, h.end, h.new)) for h in found], lines
 
 
 def evaluate(engine: Any, files: list[tuple[str, str]], kinds: tuple[str, ...], n: int,
-             seed: int, baseline: bool = True) -> dict[str, Tally]:  # fmt: skip
+             seed: int, baseline: bool = True,
+             thresholds: tuple[float, ...] = ()) -> dict[str, Tally]:  # fmt: skip
     """Inject one bug per file into up to n files; return the tallies per method."""
     cfg, rng = HintsSettings(), random.Random(seed)
     files = list(files)
@@ -156,12 +163,17 @@ def evaluate(engine: Any, files: list[tuple[str, str]], kinds: tuple[str, ...], 
         done += 1
         for method, run in methods.items():
             t0 = time.monotonic()
-            hints, ranked = run(buggy)
-            clean, _ = run(text)
+            hints, likeliest = run(buggy)
+            clean, clean_likeliest = run(text)
             tally = tallies[method]
             tally.seconds += (time.monotonic() - t0) / 2
+            ranked = [line for line, _p in likeliest]
             tally.add(bug.line, hints, text, ranked)
             tally.kinds.setdefault(bug.kind, Tally()).add(bug.line, hints, text, ranked)
+            for t in thresholds if method == "detector" else ():
+                row = tally.sweep.setdefault(t, [0, 0])
+                row[0] += bug.line in [line for line, p in likeliest if p >= t][:3]
+                row[1] += sum(p >= t for _line, p in clean_likeliest)
             tally.false_hints += len(clean)
             tally.clean_lines += text.count("\n") + 1
         print(f"\r{done}/{n} files", end="", file=sys.stderr, flush=True)
@@ -199,6 +211,14 @@ def report(tallies: dict[str, Tally], trained: list[str] | None) -> str:
             cells.append(f"{100 * k.top3 / max(k.files, 1):.0f}% | "
                          f"{100 * k.repaired / max(k.localized, 1):.0f}%")  # fmt: skip
         rows.append(f"| {kind}{held} | {count} | " + " | ".join(cells) + " |")
+    sweep = tallies.get("detector", Tally()).sweep
+    if sweep:
+        t = tallies["detector"]
+        rows += ["", "| detector threshold | bug among the first 3 sites | false per 1,000 "
+                 "clean lines |", "|---|---|---|"]  # fmt: skip
+        for bound, (hits, false) in sorted(sweep.items()):
+            rows.append(f"| {bound:g} | {100 * hits / max(t.files, 1):.0f}% | "
+                        f"{1000 * false / max(t.clean_lines, 1):.2f} |")  # fmt: skip
     return "\n".join(rows)
 
 
@@ -212,7 +232,8 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         raise SystemExit("error: no usable files (they must parse and have "
                          f"{args.min_lines}-{args.max_lines} lines)")  # fmt: skip
-    tallies = evaluate(engine, files, tuple(args.kinds), args.n, args.seed, not args.no_baseline)
+    tallies = evaluate(engine, files, tuple(args.kinds), args.n, args.seed, not args.no_baseline,
+                       tuple(args.thresholds))  # fmt: skip
     trained = engine.bundle.manifest.detector.get("kinds")
     print(report(tallies, trained))
     if args.json:
