@@ -23,6 +23,7 @@ import argparse
 import difflib
 import json
 import random
+import sys
 import threading
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if args.repo <= 0:
         return model_eval.run(args)
     if args.repo > 20:
-        print("error: --repo takes at most 20 sibling files", flush=True)
+        print("error: --repo takes at most 20 sibling files", file=sys.stderr)
         return 2
     return run_repo(args)
 
@@ -86,8 +87,7 @@ def run_repo(args: argparse.Namespace) -> int:
     texts = dict(files)
     cases = model_eval.sample_cases(files, args.n, args.seed)
     siblings = siblings_of(files, args.repo, args.seed)
-    settings, errors = parse_settings({"completion": {"minConfidence": 0}})
-    assert not errors, errors
+    settings, _ = parse_settings({"completion": {"minConfidence": 0}})  # the curve needs all
 
     def predict(case: model_eval.Case, open_names: list[str]) -> tuple[str, float | None]:
         line_end = "\r\n" if "\r\n" in case.prefix else "\n"
