@@ -16,7 +16,6 @@ import functools
 import inspect
 import json
 import math
-import sys
 import time
 import types
 from collections.abc import Callable
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 from transformers import GPTJConfig, GPTJForCausalLM
 
 from jpilot.model.errors import ModelError
+from jpilot.model.progress import Progress
 from jpilot.model.train.config import MAX_PARAMS, TrainConfig
 from jpilot.model.train.data import (
     IGNORE,
@@ -167,34 +167,6 @@ def evaluate(model, loss, windows: dict, tok_bytes: np.ndarray, batch_size: int)
             result["val_bpb"] = total / math.log(2) / max(1, n_bytes)
     model.train()
     return result
-
-
-class Progress:
-    """A tqdm bar on a terminal (time or step based), else stderr lines every 30 s."""
-
-    def __init__(self, total: float, unit: str, initial: float) -> None:
-        self.last = 0.0
-        self.bar = None  # in a log, tqdm's carriage returns would make one endless line
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=initial, unit=unit, mininterval=1)
-
-    def update(self, value: float, text: str) -> None:
-        """Move to `value` and show `text`."""
-        if self.bar is not None:
-            self.bar.n = int(value)
-            self.bar.set_postfix_str(text, refresh=False)
-            self.bar.refresh() if time.monotonic() - self.last > self.bar.mininterval else None
-            self.last = time.monotonic()
-        elif time.monotonic() - self.last > 30:
-            print(f"{value:.0f} {text}", file=sys.stderr, flush=True)
-            self.last = time.monotonic()
-
-    def close(self) -> None:
-        """Finish the bar."""
-        if self.bar is not None:
-            self.bar.close()
 
 
 def train(cfg: TrainConfig, log=print) -> dict:
