@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from jpilot.model.bundle import read_json_object
 from jpilot.model.errors import ModelError
 from jpilot.model.train.config import TrainConfig
 
@@ -114,12 +115,9 @@ def save_config(cfg: TrainConfig) -> None:
 def load_config(run: str | Path) -> TrainConfig:
     """Return the options RUN was started with, for `--resume RUN`."""
     path = Path(run) / CONFIG_FILE
-    try:
-        saved = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ModelError(f"{run} holds no training run ({CONFIG_FILE} is missing)") from None
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot read {path}: {exc}") from None
+    if not path.is_file():
+        raise ModelError(f"{run} holds no training run ({CONFIG_FILE} is missing)")
+    saved = read_json_object(path, str(path), f"delete {run} or start another --out")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in saved.items() if k in known})
     cfg.betas = tuple(cfg.betas)  # type: ignore[assignment]  # JSON gives a list
