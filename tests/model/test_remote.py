@@ -97,12 +97,11 @@ def test_a_third_party_server_completes_but_does_not_score(pool: PoolServer):
 
 def test_deadline_returns_what_arrived(pool: PoolServer, remote: RemoteEngine):
     """A slow pool: the text streamed before the deadline, like the local engine."""
-    pool.step_delay = 0.1
+    pool.step_delay = 0.1  # 40 tokens would take 4 s
     tok = remote.tokenizer
-    t0 = time.monotonic()
-    config = GenerationConfig(max_new_tokens=40, deadline=t0 + 0.45)
+    config = GenerationConfig(max_new_tokens=40, deadline=time.monotonic() + 0.45)
     result = remote.generate(tok.encode("hello"), config)
-    assert time.monotonic() - t0 < 0.7 and result.finish_reason == "deadline"
+    assert result.finish_reason == "deadline" and len(result.tokens) < 40
     assert remote.last_error is None  # the pool answered; it was only slow
 
 
@@ -110,9 +109,8 @@ def test_cancel_from_another_thread(pool: PoolServer, remote: RemoteEngine):
     pool.step_delay = 0.1
     cancel = threading.Event()
     threading.Timer(0.2, cancel.set).start()
-    t0 = time.monotonic()
     result = remote.generate(remote.tokenizer.encode("hello"), GenerationConfig(40), cancel)
-    assert result.finish_reason == "cancelled" and time.monotonic() - t0 < 0.5
+    assert result.finish_reason == "cancelled" and len(result.tokens) < 40
 
 
 def mock(handler) -> RemoteEngine:

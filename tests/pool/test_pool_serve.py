@@ -242,9 +242,8 @@ def test_client_disconnect_stops_decoding_within_a_step(pool: str, client: opena
     assert after["tokens_after_cancel"] - before["tokens_after_cancel"] <= 1  # within a step
     assert after["decoded_tokens"] - before["decoded_tokens"] < 60  # far from 200
     assert after["ongoing"] == 0  # the replica is free again
-    start = time.monotonic()
     replica, _ = complete(client, session, max_tokens=2)
-    assert replica == after["replica"] and time.monotonic() - start < 5
+    assert replica == after["replica"]
 
 
 def test_a_full_replica_spills_to_the_other_one(pool: str) -> None:

@@ -188,12 +188,16 @@ async function start(context: vscode.ExtensionContext): Promise<void> {
   if (!check.ok) {
     output.error(check.message);
     status.set('error', check.message);
-    const pick = await vscode.window.showErrorMessage(check.message, 'Open settings', 'Show log');
-    if (pick === 'Open settings') {
-      void vscode.commands.executeCommand('workbench.action.openSettings', 'jpilot.server');
-    } else if (pick === 'Show log') {
-      output.show(true);
-    }
+    // Not awaited: the message stays until the user closes it, and a start that waited for
+    // that click would hold back every restart, the one a settings change asks for included
+    // (code-server can hand the extension its user settings after activation).
+    void vscode.window.showErrorMessage(check.message, 'Open settings', 'Show log').then((pick) => {
+      if (pick === 'Open settings') {
+        void vscode.commands.executeCommand('workbench.action.openSettings', 'jpilot.server');
+      } else if (pick === 'Show log') {
+        output.show(true);
+      }
+    });
     return;
   }
 

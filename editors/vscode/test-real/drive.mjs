@@ -218,18 +218,33 @@ const ops = {
     }
     return { ghost: last, timedOut: true };
   },
-  async save({ file, timeoutMs = 10000 }) {
+  async save({ file, timeoutMs = 30000 }) {
     // Ctrl+S, then wait for the file on disk to change (every caller has unsaved edits).
+    // On a loaded machine code-server can take seconds to write, or drop the key while
+    // the workbench is busy: press it again every 5 s (saving a saved file changes nothing).
+    // It writes in place (truncate, then write), so a read can catch the file empty or
+    // half written: only a content that two reads 300 ms apart agree on counts.
     const where = path.join(config.folder, file);
     const before = fs.readFileSync(where, 'utf8');
     await keys('Control+S');
     const deadline = Date.now() + timeoutMs;
+    let pressed = Date.now();
     let content = before;
-    while (content === before && Date.now() < deadline) {
+    for (;;) {
       await sleep(100);
       content = fs.readFileSync(where, 'utf8');
+      if (content !== before) {
+        await sleep(300);
+        const again = fs.readFileSync(where, 'utf8');
+        if (again === content) return { content };
+        continue;
+      }
+      if (Date.now() > deadline) return { content, timedOut: true };
+      if (Date.now() - pressed > 5000) {
+        await keys('Control+S');
+        pressed = Date.now();
+      }
     }
-    return { content };
   },
   async goto({ line, column }) {
     await quickInput('Control+G', `${line}:${column}`);
