@@ -77,15 +77,19 @@ class Indexed:
     postings: dict[str, list[int]]  # identifier -> indexes into `windows`
 
 
-_indexed: LRU[tuple[str, int, int], Indexed] = LRU(512)  # (name, len, hash) -> its index
+# path (or name) -> (len, hash, index) of the text it was last indexed from. One entry a source: a
+# document being typed into replaces its own entry instead of piling up one per keystroke
+# (the soak of issue 22 saw a (name, len, hash) key hold 512 stale indexes, ~100 MB).
+_indexed: LRU[str, tuple[int, int, Indexed]] = LRU(256)
 
 
 def windows(source: Source) -> Indexed:
     """Return `source`'s sliding windows, indexed (cached while its text is unchanged)."""
-    key = (source.name, len(source.text), hash(source.text))  # str caches its hash
-    found = _indexed.get(key)
-    if found is not None:
-        return found
+    key = str(source.path) if source.path is not None else source.name
+    stamp = (len(source.text), hash(source.text))  # str caches its hash
+    cached = _indexed.get(key)
+    if cached is not None and cached[:2] == stamp:
+        return cached[2]
     starts = [0, *(m.end() for m in re.finditer("\n", source.text))]
     if starts[-1] == len(source.text):
         starts.pop()
@@ -101,7 +105,7 @@ def windows(source: Source) -> Indexed:
         for name in w.names:
             postings.setdefault(name, []).append(i)
     found = Indexed(spans, postings)
-    _indexed.put(key, found)
+    _indexed.put(key, (*stamp, found))
     return found
 
 

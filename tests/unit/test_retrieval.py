@@ -111,3 +111,15 @@ def test_workspace_files_only_when_the_setting_says(tmp_path: Path) -> None:
     assert "# pkg/parsers.py\n# def parse_header(data, strict=False):\n" in retrieval.snippets(
         on, 2000
     )
+
+
+def test_a_document_being_edited_keeps_one_index_entry() -> None:
+    """Each keystroke in an open tab makes a new text; its index replaces the old one."""
+    before = len(retrieval._indexed)
+    source = PARSERS
+    for i in range(40):
+        source += f"x{i} = parse_header(data)\n"  # the user types into parsers.py
+        r = request(CALLER + "    return Head", open_documents=[doc("parsers.py", source)])
+        chosen = retrieval.choose(r, 400)
+        assert chosen and chosen[-1][0].text == source  # the index of the text of now
+    assert len(retrieval._indexed) <= before + 1

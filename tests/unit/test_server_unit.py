@@ -89,3 +89,38 @@ def test_the_completion_budget_starts_when_the_model_is_ready(monkeypatch):
     settings.completion.timeout_ms = 100  # ...the whole completion budget
     asyncio.run(scenario())
     assert deadlines and deadlines[0] >= ready_at[0] + 0.1
+
+
+def test_notifications_leave_no_handler_futures_behind():
+    """pygls files a future per notification handler and never drops it (issue 22's soak):
+    after a didOpen and a storm of didChange, none is left."""
+
+    server = JpilotServer(PluginHost())
+    protocol = server.protocol
+    written: list[bytes] = []
+    protocol.set_writer(type("W", (), {"write": lambda self, b: written.append(b)})())
+
+    def send(method: str, params: dict, msg_id: int | None = None) -> None:
+        message = {"jsonrpc": "2.0", "method": method, "params": params}
+        if msg_id is not None:
+            message["id"] = msg_id
+        protocol.handle_message(protocol.structure_message(message))
+
+    async def scenario() -> None:
+        send("initialize", {"capabilities": {}}, msg_id=1)
+        await asyncio.sleep(0.05)
+        send("initialized", {})
+        uri = "file:///tmp/jpilot-unit/a.py"
+        document = {"uri": uri, "languageId": "python", "version": 1, "text": "x = 1\n"}
+        send("textDocument/didOpen", {"textDocument": document})
+        at = {"line": 0, "character": 0}
+        for version in range(2, 202):
+            change = {"range": {"start": at, "end": at}, "text": "#"}
+            send("textDocument/didChange", {"textDocument": {"uri": uri, "version": version},
+                                            "contentChanges": [change]})  # fmt: skip
+        await asyncio.sleep(0.1)
+        assert server.workspace.get_text_document(uri).source == "#" * 200 + "x = 1\n"
+
+    asyncio.run(scenario())
+    assert protocol._request_futures == {}
+    assert any(b'"id": 1' in b or b'"id":1' in b for b in written)  # initialize was answered
