@@ -219,7 +219,8 @@ def offset_of(text: str, line: int, col: int) -> int:
     starts = line_starts(text)
     if not 1 <= line <= len(starts):
         raise ValueError(f"--line {line} is outside the file (lines 1 to {len(starts)})")
-    start, end = starts[line - 1], starts[line] if line < len(starts) else len(text)
+    start = int(starts[line - 1])
+    end = int(starts[line]) if line < len(starts) else len(text)
     content = text[start:end].rstrip("\r\n")  # an LSP line ends in at most one line break
     if not 1 <= col <= len(content) + 1:
         raise ValueError(f"--col {col} is outside line {line} (columns 1 to {len(content) + 1})")

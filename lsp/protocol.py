@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from functools import partial
 from typing import Any
 
 import attrs
@@ -91,23 +90,20 @@ class JpilotProtocol(LanguageServerProtocol):
         args: tuple[Any, ...] | None = None,
         kwargs: dict[str, Any] | None = None,
     ) -> None:
-        """Run a handler as pygls does, and forget its future once it is done.
+        """Run a handler as pygls does, then forget the futures of finished handlers.
 
         pygls 2.1 files the future of every generator, coroutine or thread handler in
         `_request_futures` under the message id, and only a request's answer removes it.
         Notifications (didOpen, didChange, didClose) and the steps of pygls's generator
         handlers get a fresh uuid each, never removed: two Futures a keystroke, which the
-        soak of issue 22 saw grow the server without bound.
+        soak of issue 22 saw grow the server without bound. Pruned here, after the handler
+        ran, not from a done callback: pygls's shutdown cancels the futures while it
+        iterates over them. A request's answer is sent by its own callback either way.
         """
         super()._execute_handler(msg_id, handler, callback, args, kwargs)
-        future = self._request_futures.get(msg_id)
-        if future is not None:
-            future.add_done_callback(partial(self._forget_future, msg_id))
-
-    def _forget_future(self, msg_id: Any, future: Any) -> None:
-        """Drop a finished handler's future, unless a newer one took its id."""
-        if self._request_futures.get(msg_id) is future:
-            self._request_futures.pop(msg_id, None)
+        done = [key for key, future in self._request_futures.items() if future.done()]
+        for key in done:
+            del self._request_futures[key]
 
     def _send_response(
         self, msg_id: Any, result: Any = None, error: types.ResponseError | None = None

@@ -139,4 +139,16 @@ def test_an_edit_derives_the_line_starts_a_full_scan_finds(source: str, data, in
     line_starts(source)  # cached: the edit derives the new ones from these
     result = edited(source, lo, hi, insert)
     assert result == source[:lo] + insert + source[hi:]
-    assert line_starts(result) == [0, *(m.end() for m in re.finditer(r"\r\n|\r|\n", result))]
+    assert line_starts(result).tolist() == [
+        0,
+        *(m.end() for m in re.finditer(r"\r\n|\r|\n", result)),
+    ]
+
+
+@given(st.text(alphabet="ab\r\n\u00e9\U0001f600\ud800", max_size=60))
+def test_the_numpy_scan_of_big_documents_finds_the_regex_line_starts(text: str):
+    """Documents over 64k characters are scanned as arrays of code points (ASCII or not)."""
+    from jpilot.lsp.positions import _scan_codes
+
+    want = [0, *(m.end() for m in re.finditer(r"\r\n|\r|\n", text))]
+    assert _scan_codes(text).tolist() == want
