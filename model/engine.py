@@ -103,6 +103,8 @@ class GenerationResult:
     # geometric-mean probability of the tokens of the first line with code (line_confidence);
     # None: no such line, or an engine that does not report it (a pool)
     confidence: float | None = None
+    token_logprobs: list[float] = field(default_factory=list)  # log p of each of `tokens`
+    token_ends: list[int] = field(default_factory=list)  # len(text) after each of `tokens`
 
 
 class Engine(ScoringMixin):
@@ -282,6 +284,8 @@ class Engine(ScoringMixin):
             decode_passes=run.passes,
             drafted_accepted=run.accepted,
             confidence=line_confidence(run.text, run.ends, run.logprobs),
+            token_logprobs=run.logprobs,
+            token_ends=run.ends,
         )
 
     def _start(

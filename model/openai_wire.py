@@ -113,6 +113,23 @@ def choice_of(chunk: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     return text, finish, usage
 
 
+def token_logprobs(chunk: dict[str, Any]) -> tuple[list[str], list[float]]:
+    """Return the (token texts, log-probabilities) a completion chunk carries, if any: the
+    `logprobs` object's `tokens` and `token_logprobs` (a None or malformed entry: none)."""
+    choices = chunk.get("choices")
+    logprobs = choices[0].get("logprobs") if isinstance(choices, list) and choices else None
+    if not isinstance(logprobs, dict):
+        return [], []
+    tokens, values = logprobs.get("tokens"), logprobs.get("token_logprobs")
+    if not (isinstance(tokens, list) and isinstance(values, list) and len(tokens) == len(values)):
+        return [], []
+    if not all(isinstance(t, str) for t in tokens) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in values
+    ):
+        return [], []
+    return tokens, [float(v) for v in values]
+
+
 def cut_at_stops(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     """Cut `text` before the earliest stop string; return the text and whether one hit."""
     cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import hashlib
+import itertools
 import logging
 import threading
 import time
@@ -40,6 +41,7 @@ import httpx
 
 from jpilot.model import openai_wire as wire
 from jpilot.model import remote_scoring
+from jpilot.model.decode import line_confidence
 from jpilot.model.engine import CancelToken, GenerationConfig, GenerationResult
 from jpilot.model.pool_tokenizer import fallback_tokenizer, tokenizer_from
 from jpilot.model.remote_scoring import Unsupported as Unsupported  # re-exported
@@ -98,6 +100,16 @@ class _Run:
     finish: str = ""  # the server's finish_reason, or "stop"/"callback" cut locally
     usage: dict[str, Any] = field(default_factory=dict)
     replica: str = ""
+    pieces: list[str] = field(default_factory=list)  # the tokens' texts, when logprobs came
+    logprobs: list[float] = field(default_factory=list)  # and their log-probabilities
+
+    def confidence(self) -> float | None:
+        """Return the first line's confidence (as the local engine's) from the streamed
+        logprobs, or None if the server sent none or they do not spell the text."""
+        if not self.logprobs or not "".join(self.pieces).startswith(self.text):
+            return None
+        ends = list(itertools.accumulate(len(p) for p in self.pieces))
+        return line_confidence(self.text, ends, self.logprobs)
 
 
 class RemoteEngine(ScoringMixin):
@@ -228,6 +240,8 @@ class RemoteEngine(ScoringMixin):
         }  # fmt: skip
         if suffix is not None and self.fim:
             body["suffix"] = self.guard(suffix)
+        if self.exact:  # a jpilot pool: the chosen tokens' logprobs, for the confidence gate
+            body["logprobs"] = 0
         if cfg.stop:
             body["stop"] = list(cfg.stop)
         headers = {"x-session-id": cfg.session} if getattr(cfg, "session", "") else {}
@@ -260,6 +274,7 @@ class RemoteEngine(ScoringMixin):
             time_to_first_token=run.first_at - t0 if run.first_at else 0.0,
             elapsed=elapsed,
             timings={"remote": elapsed},
+            confidence=run.confidence(),
         )
 
     def prompt_text(self, ids: list[int], heal: bytes = b"") -> tuple[str, str | None]:
@@ -304,6 +319,9 @@ class RemoteEngine(ScoringMixin):
                 async for chunk in wire.chunks(response):
                     run.first_at = run.first_at or time.monotonic()
                     text, finish, usage = wire.choice_of(chunk)
+                    pieces, logprobs = wire.token_logprobs(chunk)
+                    run.pieces += pieces
+                    run.logprobs += logprobs
                     run.usage = usage or run.usage
                     run.finish = finish or run.finish
                     run.text, stopped = wire.cut_at_stops(run.text + text, stops)

@@ -233,9 +233,17 @@ class _Handler(BaseHTTPRequestHandler):
                  "total_tokens": result.prompt_tokens + len(result.tokens),
                  "prompt_tokens_details": {"cached_tokens": result.reused_tokens}}  # fmt: skip
         reason = "length" if result.finish_reason == "length" else "stop"
+        last: dict[str, Any] = {"index": 0, "text": result.text[sent:], "finish_reason": reason}
+        if body.get("logprobs") is not None:  # every token's, in the last chunk (as the pool)
+            starts = [0, *result.token_ends[:-1]]
+            last["logprobs"] = {
+                "tokens": [
+                    result.text[a:b] for a, b in zip(starts, result.token_ends, strict=True)
+                ],
+                "token_logprobs": result.token_logprobs,
+            }
         try:
-            self._event({"choices": [{"index": 0, "text": result.text[sent:],
-                                      "finish_reason": reason}], "usage": usage})  # fmt: skip
+            self._event({"choices": [last], "usage": usage})
             self._event("[DONE]")
         except OSError:
             pool.gone.append(self.headers.get("x-session-id", ""))

@@ -85,8 +85,10 @@ def parse_request(body: Any, max_tokens_cap: int, debug: bool = False) -> Comple
     )
     if request.echo and request.suffix is not None:
         raise RequestError("'echo' cannot be combined with 'suffix'")
-    if request.stream and (request.logprobs is not None or request.echo):
-        raise RequestError("'logprobs' and 'echo' are not supported with 'stream'")
+    if request.stream and request.echo:
+        raise RequestError("'echo' is not supported with 'stream'")
+    if request.stream and request.logprobs:
+        raise RequestError("'stream' carries the chosen tokens' logprobs only: 'logprobs' 0")
     if request.max_tokens == 0 and not request.echo:
         raise RequestError("'max_tokens' must be at least 1 (0 only with 'echo')")
     return request

@@ -99,11 +99,13 @@ class PoolEngine:
 
         The prompt's last token is healed, as the local engine does: it is dropped and
         generation must start with its bytes, so a prompt ending mid-word completes the
-        word instead of starting a new token after it. Prompts for logprobs are left whole.
+        word instead of starting a new token after it. Prompts for echo and for non-streamed
+        logprobs are left whole.
         """
         budget = max(1, self.n_positions - req.max_tokens)
         prefix, heal = self.tokenizer.encode(req.prompt), b""
-        if not req.echo and req.logprobs is None:  # logprobs are of the tokens as sent
+        # Non-streamed logprobs rescore the tokens as sent; a stream's come from generation.
+        if not req.echo and (req.logprobs is None or req.stream):
             prefix, heal = self.tokenizer.healer.split(prefix)
         if req.suffix is not None and self.tokenizer.fim is not None:
             suffix = self.tokenizer.encode(req.suffix)[: budget // 4]
@@ -279,9 +281,20 @@ class PoolEngine:
             result = await future
             reason = api.finish_reason(result.finish_reason)
             use = api.usage(result.prompt_tokens, len(result.tokens), result.reused_tokens)
-            yield api.sse(api.completion(cid, self.name, result.text[sent:], reason, None, use))
+            logprobs = None if req.logprobs is None else streamed_logprobs(result)
+            yield api.sse(api.completion(cid, self.name, result.text[sent:], reason, logprobs, use))
             yield api.sse("[DONE]")
         finally:
             if not future.done():
                 cancel.set()  # the client went away: stop decoding before the next token
             self._end(result, start)
+
+
+def streamed_logprobs(result: GenerationResult) -> dict:
+    """Return the logprobs object a stream's last chunk carries: every generated token's
+    (a token's text is only known once the next one has decoded, so they come at the end;
+    joined, the chunks' `tokens` are the completion's text, and `text_offset` counts from
+    its start). Clients such as jpilot's RemoteEngine read the confidence gate from them."""
+    starts = [0, *result.token_ends[:-1]]
+    pieces = [result.text[a:b] for a, b in zip(starts, result.token_ends, strict=True)]
+    return api.logprobs_object(pieces, result.token_logprobs, result.tokens)

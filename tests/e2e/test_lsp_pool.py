@@ -100,12 +100,30 @@ def test_ghost_text_through_the_pool_equals_the_local_engine(
     (body,) = pool.bodies
     assert body["prompt"] == TEXT and body["suffix"] == "" and body["stream"] is True
     assert set(body) == {"model", "prompt", "suffix", "max_tokens", "temperature", "top_p",
-                         "stop", "stream"}  # fmt: skip
+                         "stop", "stream", "logprobs"}  # fmt: skip
+    assert body["logprobs"] == 0  # the chosen tokens' only, for completion.minConfidence
     assert pool.headers[0]["x-session-id"] == session_id(uri)
     assert pool.headers[0]["authorization"] == f"Bearer {TOKEN}"
     status = client.status()["model"]
     assert status["error"] is None and status["pool"]["url"] == pool.url
     assert status["pool"]["features"]["hints"].startswith("on the pool")
+
+
+def test_the_confidence_gate_works_through_the_pool(pool: PoolServer, tiny_engine: Engine):
+    """The pool's streamed logprobs give the suggestion the local engine's confidence, so
+    completion.minConfidence hides it just above that and shows it just below."""
+    uri = "file:///tmp/jpilot-pool/gate.txt"
+    want = expected(tiny_engine, uri, TEXT, len(TEXT), options=OPTIONS)
+    assert want.suggestion is not None and want.suggestion.confidence is not None
+    sure = want.suggestion.confidence
+    for gate, shown in ((min(1.0, sure * 1.01), []), (sure * 0.99, [want.suggestion.text])):
+        client = start(pool.url, completion={"minConfidence": gate})
+        try:
+            client.open(uri, TEXT)
+            got = items(client.response(client.inline(uri, *CURSOR)))
+            assert [i["insertText"] for i in got] == shown, gate
+        finally:
+            client.close()
 
 
 def test_fill_in_the_middle_through_the_pool(

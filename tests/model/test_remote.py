@@ -76,6 +76,45 @@ def test_scores_match_the_local_engine(pool: PoolServer, remote: RemoteEngine):
     assert np.allclose(sum(got_v, []), sum(want_v, []), atol=1e-4)
 
 
+def test_the_confidence_comes_from_the_pools_logprobs(pool: PoolServer, remote: RemoteEngine):
+    """A jpilot pool is asked for the chosen tokens' logprobs; the first line's confidence
+    (completion.minConfidence's measure) is the local engine's on the same prompt."""
+    text = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return"
+    ids = remote.tokenizer.encode(text)
+    config = GenerationConfig(max_new_tokens=12, temperature=0)
+    got = remote.generate(ids, config)
+    assert pool.bodies[-1]["logprobs"] == 0
+    healed, heal = pool.prompt_ids(pool.bodies[-1]["prompt"], None)  # as the pool runs it
+    want = pool.engine.generate(healed, GenerationConfig(12, temperature=0, seed=0, heal=heal))
+    assert got.text == want.text and want.confidence is not None
+    assert got.confidence == pytest.approx(want.confidence, rel=1e-6)
+
+
+def test_logprobs_that_do_not_spell_the_text_give_no_confidence():
+    """A server whose logprobs disagree with its text (or send none): no gate, no guess."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        chunk = {
+            "choices": [
+                {
+                    "index": 0,
+                    "text": "x = 1\n",
+                    "finish_reason": "stop",
+                    "logprobs": {"tokens": ["y", " = 2"], "token_logprobs": [0, 0]},
+                }
+            ]
+        }
+        body = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n"
+        return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+
+    engine = mock(handler)
+    try:
+        result = engine.generate([1, 2, 3], GenerationConfig(max_new_tokens=4))
+        assert result.text == "x = 1\n" and result.confidence is None
+    finally:
+        engine.close()
+
+
 def test_a_third_party_server_completes_but_does_not_score(pool: PoolServer):
     """No jpilot tokenizer: budget with the default's, FIM as `suffix`, hints off."""
     pool.third_party = True
@@ -88,6 +127,7 @@ def test_a_third_party_server_completes_but_does_not_score(pool: PoolServer):
         result = engine.generate(ids, GenerationConfig(max_new_tokens=8, temperature=0))
         assert result.finish_reason in ("stop", "length") and engine.last_error is None
         assert pool.bodies[-1]["suffix"] == "\n"
+        assert "logprobs" not in pool.bodies[-1] and result.confidence is None
         with pytest.raises(Unsupported):
             engine.score_detail(tok.encode("x = 1\n"))
     finally:

@@ -147,6 +147,19 @@ def test_streamed_completion_matches_the_plain_one(client: openai.OpenAI) -> Non
     assert [c.choices[0].finish_reason for c in chunks][-1] == plain.choices[0].finish_reason
     assert chunks[-1].usage.completion_tokens == plain.usage.completion_tokens
     assert chunks[-1].usage.prompt_tokens_details.cached_tokens > 0
+    # logprobs 0 in a stream: the last chunk carries every token's, spelling the text
+    chunks = list(
+        client.completions.create(
+            model="default", prompt=PREFIX, max_tokens=16, temperature=0, stream=True,
+            logprobs=0, extra_headers={"x-session-id": "stream"},
+        )
+    )  # fmt: skip
+    text = "".join(c.choices[0].text for c in chunks)
+    assert [c.choices[0].logprobs is None for c in chunks[:-1]] == [True] * (len(chunks) - 1)
+    lp = chunks[-1].choices[0].logprobs
+    assert "".join(lp.tokens) == text == plain.choices[0].text
+    assert len(lp.token_logprobs) == chunks[-1].usage.completion_tokens
+    assert all(v <= 0 for v in lp.token_logprobs)
 
 
 def test_logprobs_with_echo(client: openai.OpenAI, local: Engine) -> None:
@@ -181,6 +194,9 @@ def test_the_lsp_pool_client_gets_what_the_local_engine_gives(pool: str, local: 
         ids = ltok.fim_prompt(lprefix, ltok.encode(SUFFIX))
         expected = local.generate(ids, GenerationConfig(max_new_tokens=10, heal=lheal))
         assert got.text == expected.text and remote.replica
+        # the streamed logprobs give the confidence gate the local engine's measure
+        assert remote.last_error is None and expected.confidence is not None
+        assert got.confidence == pytest.approx(expected.confidence, abs=1e-3)
         scored, local_scored = (e.score_detail(ltok.encode(PREFIX)) for e in (remote, local))
         assert list(scored.top) == list(local_scored.top)
         assert list(scored.logp) == pytest.approx(list(local_scored.logp), abs=1e-4)

@@ -37,6 +37,7 @@ def test_defaults_are_openais() -> None:
         ({"prompt": "a", "stop": [""]}, "stop"),
         ({"prompt": "a", "suffix": "b", "echo": True}, "echo"),
         ({"prompt": "a", "stream": True, "logprobs": 1}, "logprobs"),
+        ({"prompt": "a", "stream": True, "echo": True}, "echo"),
         ([1, 2], "JSON object"),
     ],
 )
