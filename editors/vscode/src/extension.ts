@@ -21,12 +21,13 @@ import {
   type WorkDoneProgressReport,
 } from 'vscode-languageclient/node';
 import { preflight } from './preflight';
-import { serverCommand, toServerSettings } from './serverSettings';
+import { serverCommand, toServerSettings, type ServerCommand } from './serverSettings';
 import { StatusItem } from './status';
 
 const STATUS_COMMAND = 'jpilot.status';
 const MAX_RESTARTS = 4; // crashes within RESTART_WINDOW_MS before jpilot gives up
 const RESTART_WINDOW_MS = 3 * 60 * 1000;
+const RECHECK_MS = 5000; // a failed preflight reads the settings once more after this
 
 let client: LanguageClient | undefined;
 let output: vscode.LogOutputChannel;
@@ -175,14 +176,19 @@ function keepOwnCommands(c: LanguageClient): void {
   };
 }
 
-/** Start the language client (after a preflight check of the server command). */
-async function start(context: vscode.ExtensionContext): Promise<void> {
+/** The server command the settings give now. */
+function configuredServer(): ServerCommand {
   const config = vscode.workspace.getConfiguration('jpilot');
-  const server = serverCommand(config.get('server.command'), config.get('server.pythonPath'), {
+  return serverCommand(config.get('server.command'), config.get('server.pythonPath'), {
     home: os.homedir(),
     workspaceFolder: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
     env: process.env,
   });
+}
+
+/** Start the language client (after a preflight check of the server command). */
+async function start(context: vscode.ExtensionContext): Promise<void> {
+  const server = configuredServer();
   status.set('loading', `starting ${server.command}`);
   const check = await preflight(server);
   if (!check.ok) {
@@ -198,6 +204,15 @@ async function start(context: vscode.ExtensionContext): Promise<void> {
         output.show(true);
       }
     });
+    // The settings may still change without an event reaching us (code-server 4.93 was
+    // seen activating the extension before the user settings applied): look once more.
+    setTimeout(() => {
+      const now = configuredServer();
+      if (client === undefined && starting === undefined && JSON.stringify(now) !== JSON.stringify(server)) {
+        output.info(`the server settings changed to ${now.command}; starting again`);
+        void restart(context);
+      }
+    }, RECHECK_MS);
     return;
   }
 
