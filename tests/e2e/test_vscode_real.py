@@ -196,8 +196,11 @@ def evidence(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def type_head(drive: Driver, file: str, head: str) -> None:
-    """Open `file` (which holds `head` less its last 2 characters) and type them at the end."""
+    """Open `file` (which holds `head` less its last 2 characters) and type them at the end,
+    once the server is ready (a test run on its own starts it here: a keystroke before the
+    model loaded gets no suggestion, and nothing asks again)."""
     drive("open", file=file)
+    assert not drive("status", wantIcon="codicon-sparkle")["timedOut"]
     drive("keys", combo="Control+End")
     drive("type", text=head[-2:])
 

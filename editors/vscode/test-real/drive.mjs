@@ -219,21 +219,22 @@ const ops = {
     return { ghost: last, timedOut: true };
   },
   async save({ file, timeoutMs = 30000 }) {
-    // Ctrl+S, then wait for the file on disk to change (every caller has unsaved edits).
-    // On a loaded machine code-server can take seconds to write, or drop the key while
-    // the workbench is busy: press it again every 5 s (saving a saved file changes nothing).
-    // It writes in place (truncate, then write), so a read can catch the file empty or
-    // half written: only a content that two reads 300 ms apart agree on counts.
+    // Ctrl+S, then wait until the editor's tab is no longer dirty and the file on disk is
+    // stable: code-server writes in place (truncate, then write), so a read can catch it
+    // empty or half written, and only a content two reads 300 ms apart agree on counts.
+    // (Auto save may have written it already; then nothing on disk changes.) On a loaded
+    // machine the key can be dropped while the workbench is busy: press it again every 5 s.
     const where = path.join(config.folder, file);
-    const before = fs.readFileSync(where, 'utf8');
     await keys('Control+S');
     const deadline = Date.now() + timeoutMs;
     let pressed = Date.now();
-    let content = before;
+    let content = fs.readFileSync(where, 'utf8');
     for (;;) {
       await sleep(100);
+      const dirty = await page.evaluate(() =>
+        document.querySelector('.editor-group-container.active .tab.active')?.classList.contains('dirty') ?? false);
       content = fs.readFileSync(where, 'utf8');
-      if (content !== before) {
+      if (!dirty) {
         await sleep(300);
         const again = fs.readFileSync(where, 'utf8');
         if (again === content) return { content };
