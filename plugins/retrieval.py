@@ -77,9 +77,9 @@ class Indexed:
     postings: dict[str, list[int]]  # identifier -> indexes into `windows`
 
 
-# path (or name) -> (len, hash, index) of the text it was last indexed from. One entry a source: a
-# document being typed into replaces its own entry instead of piling up one per keystroke
-# (the soak of issue 22 saw a (name, len, hash) key hold 512 stale indexes, ~100 MB).
+# path (or name) -> (len, hash, index) of the text it was last indexed from: one entry a
+# file, so a document being typed into replaces its own entry. Keyed by (name, len, hash),
+# each keystroke in a tab added one, up to 512 stale indexes (issue 22's soak).
 _indexed: LRU[str, tuple[int, int, Indexed]] = LRU(256)
 
 
