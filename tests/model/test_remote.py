@@ -87,7 +87,7 @@ def test_the_confidence_comes_from_the_pools_logprobs(pool: PoolServer, remote: 
     healed, heal = pool.prompt_ids(pool.bodies[-1]["prompt"], None)  # as the pool runs it
     want = pool.engine.generate(healed, GenerationConfig(12, temperature=0, seed=0, heal=heal))
     assert got.text == want.text and want.confidence is not None
-    assert got.confidence == pytest.approx(want.confidence, rel=1e-6)
+    assert got.confidence == pytest.approx(want.confidence, rel=1e-4)  # cache vs prefill
 
 
 def test_logprobs_that_do_not_spell_the_text_give_no_confidence():
