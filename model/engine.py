@@ -106,6 +106,11 @@ class GenerationResult:
     token_logprobs: list[float] = field(default_factory=list)  # log p of each of `tokens`
     token_ends: list[int] = field(default_factory=list)  # len(text) after each of `tokens`
 
+    def token_texts(self) -> list[str]:
+        """Return the text each of `tokens` wrote: text[token_ends[i-1]:token_ends[i]]."""
+        starts = [0, *self.token_ends[:-1]]
+        return [self.text[a:b] for a, b in zip(starts, self.token_ends, strict=True)]
+
 
 class Engine(ScoringMixin):
     """Generate and score tokens with a bundle's model.onnx on ONNX Runtime."""

@@ -235,11 +235,8 @@ class _Handler(BaseHTTPRequestHandler):
         reason = "length" if result.finish_reason == "length" else "stop"
         last: dict[str, Any] = {"index": 0, "text": result.text[sent:], "finish_reason": reason}
         if body.get("logprobs") is not None:  # every token's, in the last chunk (as the pool)
-            starts = [0, *result.token_ends[:-1]]
             last["logprobs"] = {
-                "tokens": [
-                    result.text[a:b] for a, b in zip(starts, result.token_ends, strict=True)
-                ],
+                "tokens": result.token_texts(),
                 "token_logprobs": result.token_logprobs,
             }
         try:

@@ -295,6 +295,4 @@ def streamed_logprobs(result: GenerationResult) -> dict:
     (a token's text is only known once the next one has decoded, so they come at the end;
     joined, the chunks' `tokens` are the completion's text, and `text_offset` counts from
     its start). Clients such as jpilot's RemoteEngine read the confidence gate from them."""
-    starts = [0, *result.token_ends[:-1]]
-    pieces = [result.text[a:b] for a, b in zip(starts, result.token_ends, strict=True)]
-    return api.logprobs_object(pieces, result.token_logprobs, result.tokens)
+    return api.logprobs_object(result.token_texts(), result.token_logprobs, result.tokens)

@@ -228,12 +228,11 @@ const ops = {
     await keys('Control+S');
     const deadline = Date.now() + timeoutMs;
     let pressed = Date.now();
-    let content = fs.readFileSync(where, 'utf8');
     for (;;) {
       await sleep(100);
       const dirty = await page.evaluate(() =>
         document.querySelector('.editor-group-container.active .tab.active')?.classList.contains('dirty') ?? false);
-      content = fs.readFileSync(where, 'utf8');
+      const content = fs.readFileSync(where, 'utf8');
       if (!dirty) {
         await sleep(300);
         const again = fs.readFileSync(where, 'utf8');
